@@ -1,0 +1,210 @@
+// Boot configuration: what Kernel.boot() accepts, parsed and checked field by field.
+// A bad value fails with an error that names the field and says what would be accepted.
+
+import { EINVAL, KernelError } from "./errno.ts";
+import { isKernelVersion, KERNEL_VERSIONS, type KernelVersion } from "./version.ts";
+
+export const PAGE_SHIFT = 12;
+export const PAGE_SIZE = 1 << PAGE_SHIFT;
+export const SZ_1M = 1 << 20;
+export const SZ_1G = 1 << 30;
+
+export type Size = number | string;
+
+export interface PmemConfig {
+  /** Size of the region: bytes or a memparse string ("4G"); a multiple of 4 KiB. */
+  size: Size;
+  /** Physical start address; by default regions follow the RAM, section (128 MiB) aligned. */
+  start?: Size;
+  /** Backing file (used by the nd_pmem driver); created on demand. */
+  file?: string;
+  /** e820 type 12 "Persistent Memory (legacy)" instead of type 7. */
+  legacy?: boolean;
+}
+
+export interface ReservedConfig {
+  start: Size;
+  size: Size;
+}
+
+export interface BootConfig {
+  /** Kernel version profile: "4.20" or "5.0" (default "5.0"). */
+  version?: string;
+  /** System RAM size (default "1G"), a multiple of 1 MiB, at least 64M. */
+  memory?: Size;
+  /** e820 "Persistent Memory" regions. */
+  pmem?: PmemConfig[];
+  /** e820 reserved ranges; where they overlap RAM they punch holes in it. */
+  reserved?: ReservedConfig[];
+  /** x86_phys_bits: iomem_resource ends at 2^physBits - 1 (default 46, 36..52). */
+  physBits?: number;
+  /** Seed for everything random (oops ids, hashes); default 0. */
+  seed?: number;
+  /** log_buf_len in bytes (default 128 KiB). */
+  logBufLen?: Size;
+  /** Echo each printk line as it is stored (console=...), or a function that receives them. */
+  console?: boolean | ((line: string) => void);
+  /** CONFIG_DEBUG_VM: VM_BUG_ON checks on page refcounts (default true). */
+  debugVm?: boolean;
+}
+
+export interface ResolvedPmem {
+  index: number;
+  start: number;
+  size: number;
+  file: string | undefined;
+  legacy: boolean;
+}
+
+export interface ResolvedConfig {
+  version: KernelVersion;
+  memory: number;
+  pmem: ResolvedPmem[];
+  reserved: { index: number; start: number; size: number }[];
+  physBits: number;
+  seed: number;
+  logBufLen: number;
+  console: ((line: string) => void) | undefined;
+  debugVm: boolean;
+}
+
+/** A boot configuration error; `field` names the offending key, e.g. "pmem[1].size". */
+export class ConfigError extends KernelError {
+  readonly field: string;
+  constructor(field: string, message: string) {
+    super(EINVAL, `boot config: ${field}: ${message}`);
+    this.name = "ConfigError";
+    this.field = field;
+  }
+}
+
+const SUFFIX_SHIFT: Record<string, number> = { K: 10, M: 20, G: 30, T: 40, P: 50, E: 60 };
+
+/**
+ * memparse() as lib/cmdline.c has it: a number (0x hex, 0 octal, else decimal) with an
+ * optional K/M/G/T/P/E suffix. Returns undefined for anything else.
+ */
+export function memparse(s: string): number | undefined {
+  const m = /^\s*(0[xX][0-9a-fA-F]+|0[0-7]*|[1-9][0-9]*)([kKmMgGtTpPeE]?)\s*$/.exec(s);
+  if (!m) return undefined;
+  const digits = m[1]!;
+  const base = /^0[xX]/.test(digits) ? 16 : digits.length > 1 && digits[0] === "0" ? 8 : 10;
+  const body = base === 16 ? digits.slice(2) : digits;
+  const value = Number.parseInt(body || "0", base) * 2 ** (SUFFIX_SHIFT[m[2]!.toUpperCase()] ?? 0);
+  return Number.isSafeInteger(value) ? value : undefined;
+}
+
+function size(field: string, v: unknown): number {
+  let n: number | undefined;
+  if (typeof v === "number") n = Number.isSafeInteger(v) && v >= 0 ? v : undefined;
+  else if (typeof v === "string") n = memparse(v);
+  if (n === undefined) {
+    throw new ConfigError(field, `${JSON.stringify(v)} is not a size (bytes, or a number with K, M, G or T, e.g. "4G")`);
+  }
+  return n;
+}
+
+function aligned(field: string, n: number, align: number, what: string): void {
+  if (n % align !== 0) throw new ConfigError(field, `${hex(n)} is not a multiple of ${what}`);
+}
+
+function checkKeys(field: string, obj: object, allowed: readonly string[]): void {
+  for (const key of Object.keys(obj)) {
+    if (!allowed.includes(key)) {
+      const where = field ? `${field}.${key}` : key;
+      throw new ConfigError(where, `unknown key (expected one of: ${allowed.join(", ")})`);
+    }
+  }
+}
+
+function plainObject(field: string, v: unknown): Record<string, unknown> {
+  if (typeof v !== "object" || v === null || Array.isArray(v)) {
+    throw new ConfigError(field, `expected an object, got ${JSON.stringify(v)}`);
+  }
+  return v as Record<string, unknown>;
+}
+
+function list(field: string, v: unknown): unknown[] {
+  if (v === undefined) return [];
+  if (!Array.isArray(v)) throw new ConfigError(field, `expected a list, got ${JSON.stringify(v)}`);
+  return v;
+}
+
+export function hex(n: number): string {
+  return "0x" + n.toString(16);
+}
+
+const TOP_KEYS = ["version", "memory", "pmem", "reserved", "physBits", "seed", "logBufLen", "console", "debugVm"] as const;
+
+/** Parse and check a boot configuration; throws ConfigError naming the first bad field. */
+export function resolveConfig(input: BootConfig = {}): ResolvedConfig {
+  const cfg = plainObject("config", input);
+  checkKeys("", cfg, TOP_KEYS);
+
+  const version = cfg["version"] ?? "5.0";
+  if (!isKernelVersion(version)) {
+    throw new ConfigError("version", `unknown kernel version ${JSON.stringify(version)} (known: ${KERNEL_VERSIONS.join(", ")})`);
+  }
+
+  const memory = size("memory", cfg["memory"] ?? "1G");
+  aligned("memory", memory, SZ_1M, "1 MiB");
+  if (memory < 64 * SZ_1M) throw new ConfigError("memory", `${memory / SZ_1M}M is too small: the kernel image and memmap need at least 64M`);
+
+  const physBits = cfg["physBits"] ?? 46;
+  if (typeof physBits !== "number" || !Number.isInteger(physBits) || physBits < 36 || physBits > 52) {
+    throw new ConfigError("physBits", `${JSON.stringify(physBits)} is not an integer from 36 to 52`);
+  }
+
+  const pmem = list("pmem", cfg["pmem"]).map((p, index): ResolvedPmem => {
+    const field = `pmem[${index}]`;
+    const o = plainObject(field, p);
+    checkKeys(field, o, ["size", "start", "file", "legacy"]);
+    if (o["size"] === undefined) throw new ConfigError(`${field}.size`, "missing (e.g. \"4G\")");
+    const sz = size(`${field}.size`, o["size"]);
+    if (sz === 0) throw new ConfigError(`${field}.size`, "must not be 0");
+    aligned(`${field}.size`, sz, PAGE_SIZE, "4 KiB (the page size)");
+    let start = -1;
+    if (o["start"] !== undefined) {
+      start = size(`${field}.start`, o["start"]);
+      aligned(`${field}.start`, start, PAGE_SIZE, "4 KiB (the page size)");
+    }
+    const file = o["file"];
+    if (file !== undefined && (typeof file !== "string" || file === "")) {
+      throw new ConfigError(`${field}.file`, `expected a file name, got ${JSON.stringify(file)}`);
+    }
+    const legacy = o["legacy"] ?? false;
+    if (typeof legacy !== "boolean") throw new ConfigError(`${field}.legacy`, "expected true or false");
+    return { index, start, size: sz, file: file as string | undefined, legacy };
+  });
+
+  const reserved = list("reserved", cfg["reserved"]).map((r, index) => {
+    const field = `reserved[${index}]`;
+    const o = plainObject(field, r);
+    checkKeys(field, o, ["start", "size"]);
+    if (o["start"] === undefined) throw new ConfigError(`${field}.start`, "missing");
+    if (o["size"] === undefined) throw new ConfigError(`${field}.size`, "missing");
+    const start = size(`${field}.start`, o["start"]);
+    const sz = size(`${field}.size`, o["size"]);
+    aligned(`${field}.start`, start, PAGE_SIZE, "4 KiB (the page size)");
+    aligned(`${field}.size`, sz, PAGE_SIZE, "4 KiB (the page size)");
+    if (sz === 0) throw new ConfigError(`${field}.size`, "must not be 0");
+    return { index, start, size: sz };
+  });
+
+  const seed = cfg["seed"] ?? 0;
+  if (typeof seed !== "number" || !Number.isSafeInteger(seed)) throw new ConfigError("seed", "expected an integer");
+
+  const logBufLen = size("logBufLen", cfg["logBufLen"] ?? 1 << 17);
+  if (logBufLen < 4096) throw new ConfigError("logBufLen", "must be at least 4K");
+
+  const con = cfg["console"] ?? false;
+  let consoleFn: ((line: string) => void) | undefined;
+  if (con === true) consoleFn = (line) => process.stdout.write(line + "\n");
+  else if (typeof con === "function") consoleFn = con as (line: string) => void;
+  else if (con !== false) throw new ConfigError("console", "expected true, false or a function");
+
+  const debugVm = cfg["debugVm"] ?? true;
+  if (typeof debugVm !== "boolean") throw new ConfigError("debugVm", "expected true or false");
+
+  return { version, memory, pmem, reserved, physBits, seed, logBufLen, console: consoleFn, debugVm };
+}

@@ -1,0 +1,162 @@
+// Read-only (and a few writable) views of kernel state, by path: /proc, /sys and debugfs
+// files rendered the way the kernel renders them.
+
+import { EINVAL, ENOENT, EPERM, KernelError } from "../errno.ts";
+import type { Kernel } from "../kernel.ts";
+import type { FaultAttr } from "../lib/fault-inject.ts";
+
+export interface ProcFile {
+  read(): string;
+  /** Returns 0 or a negative errno. */
+  write?(data: string): number;
+}
+
+/** x86-64 4-level paging VMALLOC_SIZE: 32 TiB, in kB. */
+const VMALLOC_TOTAL_KB = 34359738367;
+
+export class ProcFs {
+  readonly #files = new Map<string, ProcFile>();
+
+  constructor(k: Kernel) {
+    this.register("/proc/iomem", { read: () => k.mm.iomem.show() });
+    this.register("/proc/meminfo", { read: () => meminfo(k) });
+    this.register("/proc/buddyinfo", { read: () => k.mm.pageAlloc.buddyinfo() });
+    this.register("/proc/version", { read: () => k.banner() + "\n" });
+    this.register("/proc/cmdline", { read: () => k.cmdline + "\n" });
+    this.register("/proc/sys/kernel/tainted", {
+      read: () => `${k.taint.mask}\n`,
+      write: (data) => procTaint(k, data),
+    });
+    this.register("/sys/kernel/mm/page_alloc/min_free_kbytes", { read: () => `${k.mm.pageAlloc.min_free_kbytes}\n` });
+    this.#faultAttrFiles("/sys/kernel/debug/failslab", k.mm.failslab);
+  }
+
+  register(path: string, file: ProcFile): void {
+    this.#files.set(path, file);
+  }
+
+  paths(): string[] {
+    return [...this.#files.keys()].sort();
+  }
+
+  read(path: string): string {
+    const f = this.#files.get(path);
+    if (!f) throw new KernelError(ENOENT, `${path}: No such file or directory`);
+    return f.read();
+  }
+
+  write(path: string, data: string): void {
+    const f = this.#files.get(path);
+    if (!f) throw new KernelError(ENOENT, `${path}: No such file or directory`);
+    if (!f.write) throw new KernelError(EPERM, `${path}: Permission denied (read-only file)`);
+    const rc = f.write(data);
+    if (rc < 0) throw new KernelError(-rc, `write to ${path} failed: ${rc === -EINVAL ? "Invalid argument" : `error ${rc}`}`);
+  }
+
+  /** debugfs fault_attr files (lib/fault-inject.c fault_create_debugfs_attr). */
+  #faultAttrFiles(dir: string, attr: FaultAttr): void {
+    const num = (get: () => number, set: (n: number) => void, min: number, max: number): ProcFile => ({
+      read: () => `${get()}\n`,
+      write: (data) => {
+        const n = Number(data.trim());
+        if (!/^-?\d+$/.test(data.trim()) || n < min || n > max) return -EINVAL;
+        set(n);
+        return 0;
+      },
+    });
+    this.register(`${dir}/probability`, num(() => attr.probability, (n) => attr.set({ probability: n }), 0, 100));
+    this.register(`${dir}/interval`, num(() => attr.interval, (n) => attr.set({ interval: n }), 1, 2 ** 31));
+    this.register(`${dir}/times`, num(() => attr.times, (n) => attr.set({ times: n }), -1, 2 ** 31));
+    this.register(`${dir}/space`, num(() => attr.space, (n) => attr.set({ space: n }), 0, 2 ** 31));
+    this.register(`${dir}/verbose`, num(() => attr.verbose, (n) => attr.set({ verbose: n }), 0, 2));
+    this.register(`${dir}/ignore-gfp-wait`, {
+      read: () => (attr.ignoreGfpReclaim ? "Y\n" : "N\n"),
+      write: (data) => {
+        const v = data.trim();
+        if (!/^[YyNn10]$/.test(v)) return -EINVAL;
+        attr.set({ ignoreGfpReclaim: /^[Yy1]$/.test(v) });
+        return 0;
+      },
+    });
+  }
+}
+
+/** proc_taint(): parse an unsigned long and OR each of its bits in (bits are never cleared). */
+function procTaint(k: Kernel, data: string): number {
+  const s = data.trim();
+  if (!/^\d+$/.test(s)) return -EINVAL;
+  const v = Number(s);
+  if (!Number.isSafeInteger(v) || v >= 2 ** 32) return -EINVAL;
+  for (let i = 0; i < 32; i++) if (Math.floor(v / 2 ** i) % 2 === 1) k.taint.add(i, "LOCKDEP_STILL_OK");
+  return 0;
+}
+
+function kb(pages: number): string {
+  return `${String(pages * 4).padStart(8)} kB`;
+}
+
+/** meminfo_proc_show() in 4.20 order; what kemu does not model reads 0. */
+function meminfo(k: Kernel): string {
+  const mm = k.mm;
+  const pa = mm.pageAlloc;
+  const free = pa.nr_free_pages();
+  let totalreserve = 0;
+  for (const z of pa.zones) totalreserve += z.watermark.high;
+  const available = Math.max(0, free - totalreserve);
+  const slab = mm.slab.slabPages;
+  const lines: [string, number][] = [
+    ["MemTotal:", pa.totalram_pages],
+    ["MemFree:", free],
+    ["MemAvailable:", available],
+    ["Buffers:", 0],
+    ["Cached:", 0],
+    ["SwapCached:", 0],
+    ["Active:", 0],
+    ["Inactive:", 0],
+    ["Active(anon):", 0],
+    ["Inactive(anon):", 0],
+    ["Active(file):", 0],
+    ["Inactive(file):", 0],
+    ["Unevictable:", 0],
+    ["Mlocked:", 0],
+    ["SwapTotal:", 0],
+    ["SwapFree:", 0],
+    ["Dirty:", 0],
+    ["Writeback:", 0],
+    ["AnonPages:", 0],
+    ["Mapped:", 0],
+    ["Shmem:", 0],
+    ["KReclaimable:", 0],
+    ["Slab:", slab],
+    ["SReclaimable:", 0],
+    ["SUnreclaim:", slab],
+  ];
+  let out = lines.map(([name, pages]) => name.padEnd(16) + kb(pages)).join("\n") + "\n";
+  out += `KernelStack:    ${String(0).padStart(8)} kB\n`;
+  out += `PageTables:     ${kb(0)}\n`;
+  out += `NFS_Unstable:   ${kb(0)}\n`;
+  out += `Bounce:         ${kb(0)}\n`;
+  out += `WritebackTmp:   ${kb(0)}\n`;
+  out += `CommitLimit:    ${kb(Math.floor(pa.totalram_pages / 2))}\n`;
+  out += `Committed_AS:   ${kb(0)}\n`;
+  out += `VmallocTotal:   ${String(VMALLOC_TOTAL_KB).padStart(8)} kB\n`;
+  out += `VmallocUsed:    ${kb(0)}\n`;
+  out += `VmallocChunk:   ${kb(0)}\n`;
+  out += `Percpu:         ${kb(0)}\n`;
+  out += `HardwareCorrupted: ${String(0).padStart(5)} kB\n`;
+  out += `AnonHugePages:  ${kb(0)}\n`;
+  out += `ShmemHugePages: ${kb(0)}\n`;
+  out += `ShmemPmdMapped: ${kb(0)}\n`;
+  out += `HugePages_Total:   ${String(0).padStart(5)}\n`;
+  out += `HugePages_Free:    ${String(0).padStart(5)}\n`;
+  out += `HugePages_Rsvd:    ${String(0).padStart(5)}\n`;
+  out += `HugePages_Surp:    ${String(0).padStart(5)}\n`;
+  out += `Hugepagesize:   ${String(2048).padStart(8)} kB\n`;
+  out += `Hugetlb:        ${String(0).padStart(8)} kB\n`;
+  const dm = mm.directMapSizes();
+  out += `DirectMap4k:    ${String(dm.k4).padStart(8)} kB\n`;
+  out += `DirectMap2M:    ${String(dm.m2).padStart(8)} kB\n`;
+  out += `DirectMap1G:    ${String(dm.g1).padStart(8)} kB\n`;
+  return out;
+}
+

@@ -1,0 +1,199 @@
+// The emulated kernel: Kernel.boot(config) composes the subsystems and owns the printk log,
+// the taint state, the virtual clock and the hooks. Host code drives it through this class.
+
+import { SyncHook } from "tapable";
+import { Clock } from "./clock.ts";
+import { resolveConfig, type BootConfig, type ResolvedConfig } from "./config.ts";
+import { baseline, checkInvariants, checkLeaks, type BootBaseline } from "./debug-vm.ts";
+import { KernelError } from "./errno.ts";
+import { ProcFs } from "./fs/procfs.ts";
+import { BugReporter, type Site } from "./kernel/bug.ts";
+import { Sched } from "./kernel/sched.ts";
+import type { FaultAttr } from "./lib/fault-inject.ts";
+import { Prandom } from "./lib/random.ts";
+import { MM } from "./mm/mm.ts";
+import { PercpuRef, type PercpuRefEnv, type PercpuRefFunc } from "./mm/percpu-refcount.ts";
+import { PrintkLog, type DmesgOptions, type PrintkRecord } from "./printk.ts";
+import { Taint } from "./taint.ts";
+import { profileFor, type VersionProfile } from "./version.ts";
+import { DriverCore } from "./base/driver-core.ts";
+import { devPrefix, type Device } from "./base/device.ts";
+
+export type KernelState = "booting" | "running" | "halted";
+
+export class Kernel {
+  readonly config: ResolvedConfig;
+  readonly profile: VersionProfile;
+  readonly clock = new Clock();
+  readonly log: PrintkLog;
+  readonly random: Prandom;
+  readonly taint: Taint;
+  readonly sched: Sched;
+  readonly bugs: BugReporter;
+  readonly mm: MM;
+  readonly base: DriverCore;
+  readonly proc: ProcFs;
+  /** Tapable hook sets, fixed at construction (principle 5). */
+  readonly hooks: Readonly<{
+    /** Every printk record as it completes: (record, formatted line). */
+    printk: SyncHook<[PrintkRecord, string]>;
+  }>;
+  readonly cmdline = "console=ttyS0";
+  readonly percpuRefEnv: PercpuRefEnv;
+  #state: KernelState = "booting";
+  #baseline: BootBaseline | null = null;
+
+  private constructor(config: ResolvedConfig) {
+    this.config = config;
+    this.profile = profileFor(config.version);
+    this.log = new PrintkLog(this.clock, config.logBufLen);
+    this.hooks = Object.freeze({ printk: new SyncHook<[PrintkRecord, string]>(["record", "line"]) });
+    this.log.onLine((rec, line) => this.hooks.printk.call(rec, line));
+    if (config.console) {
+      const out = config.console;
+      this.log.onLine((rec, line) => {
+        if (rec.level < this.log.consoleLoglevel) out(line);
+      });
+    }
+    this.random = new Prandom(config.seed);
+    this.taint = new Taint(this.profile.taintFlagCount, (t) => this.printk(t));
+    this.sched = new Sched({ clock: this.clock, printk: (t) => this.printk(t), tainted: () => String(this.taint), release: this.profile.release });
+    this.bugs = new BugReporter({
+      printk: (t) => this.printk(t),
+      taint: this.taint,
+      sched: this.sched,
+      random: this.random,
+      release: this.profile.release,
+      modulesLinkedIn: () => this.modulesLinkedIn(),
+    });
+    this.percpuRefEnv = {
+      sched: this.sched,
+      warnOnce: (key, func, message) => void this.warnOnce(key, { file: "lib/percpu-refcount.c", func }, message),
+      symbolName: (fn) => this.symbolName(fn),
+    };
+    this.mm = new MM(this);
+    this.base = new DriverCore(this);
+    this.proc = new ProcFs(this);
+  }
+
+  /** Boot a kernel. Throws ConfigError naming the field for a bad configuration. */
+  static async boot(config: BootConfig = {}): Promise<Kernel> {
+    const k = new Kernel(resolveConfig(config));
+    k.#boot();
+    return k;
+  }
+
+  #boot(): void {
+    this.printk(`\x015${this.banner()}\n`);
+    this.printk(`\x016Command line: ${this.cmdline}\n`);
+    this.mm.boot();
+    this.printk(`\x015Kernel command line: ${this.cmdline}\n`);
+    this.clock.advance(1_200_000_000); // the rest of start_kernel() and the initcalls
+    this.printk("\x016Run /sbin/init as init process\n");
+    this.sched.idle();
+    this.#state = "running";
+    this.#baseline = baseline(this);
+  }
+
+  get state(): KernelState {
+    return this.#state;
+  }
+
+  /** "Linux version 5.0.0 (kemu@kemu) ..." as /proc/version has it. */
+  banner(): string {
+    return `Linux version ${this.profile.release} (kemu@kemu) (kemu emulator) #1 SMP ${this.profile.buildDate}`;
+  }
+
+  /** printk(): text with an optional KERN_ level prefix. */
+  printk(text: string): void {
+    this.log.printk(text);
+  }
+
+  /** dmesg: the log, one "[    1.234567] text" line per line. */
+  dmesg(opts: DmesgOptions = {}): string {
+    const lines = this.log.lines(opts);
+    return lines.length ? lines.join("\n") + "\n" : "";
+  }
+
+  /** print_tainted(): "Not tainted" or "Tainted: P           O     ". */
+  tainted(): string {
+    return String(this.taint);
+  }
+
+  /** Read a /proc, /sys or debugfs file. */
+  read(path: string): string {
+    return this.proc.read(path);
+  }
+
+  /** Write a /proc, /sys or debugfs file (e.g. /proc/sys/kernel/tainted). */
+  write(path: string, data: string): void {
+    this.proc.write(path, data);
+  }
+
+  /** WARN(1, msg) at `site`. */
+  warn(site: Site, message: string | null): true {
+    return this.bugs.warn(site, message);
+  }
+
+  /** WARN_ONCE(1, msg): `key` names the call site. */
+  warnOnce(key: string, site: Site, message: string | null): boolean {
+    return this.bugs.warnOnce(key, site, message);
+  }
+
+  /** dev_WARN(dev, fmt): WARN with the dev_printk prefix. */
+  dev_WARN(dev: Device, site: Site, message: string): true {
+    return this.warn(site, devPrefix(dev) + message);
+  }
+
+  dev_WARN_ONCE(dev: Device, key: string, site: Site, message: string): boolean {
+    return this.warnOnce(key, site, devPrefix(dev) + message);
+  }
+
+  /** fail_dump(): the FAULT_INJECTION lines. */
+  faultReport(attr: FaultAttr): void {
+    if (attr.verbose <= 0) return;
+    this.printk(
+      `\x015FAULT_INJECTION: forcing a failure.\nname ${attr.name}, interval ${attr.interval}, probability ${attr.probability}, ` +
+        `space ${attr.space}, times ${attr.times}\n`,
+    );
+    if (attr.verbose > 1) this.bugs.dumpStack(4);
+  }
+
+  /** %pf/%ps of an emulated function: its name (" [module]" for module code, once modules exist). */
+  symbolName(fn: Function): string {
+    return fn.name || "0x0";
+  }
+
+  /** What print_modules() prints after "Modules linked in:". */
+  modulesLinkedIn(): string {
+    return "";
+  }
+
+  /** percpu_ref_init() on a new ref. */
+  percpu_ref_init(release: PercpuRefFunc, flags = 0): PercpuRef {
+    const ref = new PercpuRef();
+    ref.init(this.percpuRefEnv, release, flags);
+    return ref;
+  }
+
+  /** DEBUG_VM-style consistency check; an empty list means consistent. */
+  checkInvariants(): string[] {
+    return checkInvariants(this);
+  }
+
+  /** After shutdown(): what was not given back, compared with the end of boot. */
+  leaks(): string[] {
+    if (!this.#baseline) throw new KernelError(22, "leaks(): the kernel never finished booting");
+    return checkLeaks(this, this.#baseline);
+  }
+
+  /** Unbind and unregister every device, run deferred work, power off. */
+  async shutdown(): Promise<void> {
+    if (this.#state === "halted") return;
+    for (const dev of [...this.base.devices].reverse()) this.base.device_unregister(dev);
+    for (const bus of [...this.base.buses].reverse()) this.base.bus_unregister(bus);
+    this.sched.idle();
+    this.printk("\x015reboot: Power down\n");
+    this.#state = "halted";
+  }
+}

@@ -1,0 +1,118 @@
+// WARN(), BUG() and oops reports (kernel/panic.c __warn, arch/x86/kernel/dumpstack.c) in the
+// order a 4.20/5.0 x86-64 kernel prints them. kemu's functions have no addresses, so where the
+// kernel prints symbol+offset/size kemu prints the bare symbol name.
+
+import type { Prandom } from "../lib/random.ts";
+import { TAINT_DIE, TAINT_WARN, type Taint } from "../taint.ts";
+import type { Sched } from "./sched.ts";
+
+export const HARDWARE_NAME = "kemu Standard PC (emulated), BIOS kemu 04/01/2014";
+
+/** The task that hit an oops is killed; this unwinds the host operation it was running. */
+export class KernelOops extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "KernelOops";
+  }
+}
+
+export interface BugEnv {
+  printk(text: string): void;
+  taint: Taint;
+  sched: Sched;
+  random: Prandom;
+  release: string;
+  /** " a b(OE)" for "Modules linked in:", plus " [last unloaded: x]" */
+  modulesLinkedIn(): string;
+}
+
+/** Where a WARN or BUG fired: the kernel source file and the function. */
+export interface Site {
+  file: string;
+  func: string;
+}
+
+export class BugReporter {
+  readonly #env: BugEnv;
+  #oopsId: string | null = null;
+  #dieCounter = 0;
+  readonly #warnedOnce = new Set<string>();
+  /** Frames of emulated kernel and driver code currently running, innermost last. */
+  readonly stack: string[] = [];
+
+  constructor(env: BugEnv) {
+    this.#env = env;
+  }
+
+  #pr(level: number, text: string): void {
+    this.#env.printk(`\x01${level}${text}\n`);
+  }
+
+  /** ---[ end trace %016llx ]---: one random id per boot, drawn on first use. */
+  #endTrace(): void {
+    this.#oopsId ??= this.#env.random.hex64();
+    this.#pr(4, `---[ end trace ${this.#oopsId} ]---`);
+  }
+
+  /** dump_stack_print_info() + the call trace kemu knows. */
+  dumpStack(level = 4, extra: string[] = []): void {
+    const t = this.#env.sched.current;
+    this.#pr(level, `CPU: 0 PID: ${t.pid} Comm: ${t.comm} ${this.#env.taint} ${this.#env.release} #1`);
+    this.#pr(level, `Hardware name: ${HARDWARE_NAME}`);
+    const frames = [...extra, ...[...this.stack].reverse()];
+    if (frames.length) {
+      this.#pr(level, "Call Trace:");
+      for (const f of frames) this.#pr(level, ` ${f}`);
+    }
+  }
+
+  /** WARN(1, fmt...): the report, then taint W. Returns true like WARN() does. */
+  warn(site: Site, message: string | null): true {
+    this.#pr(4, "------------[ cut here ]------------");
+    if (message) this.#env.printk(`\x014${message.endsWith("\n") ? message : message + "\n"}`);
+    const t = this.#env.sched.current;
+    this.#pr(4, `WARNING: CPU: 0 PID: ${t.pid} at ${site.file} ${site.func}`);
+    this.#pr(4, `Modules linked in:${this.#env.modulesLinkedIn()}`);
+    this.dumpStack(4, [site.func]);
+    this.#endTrace();
+    this.#env.taint.add(TAINT_WARN, "LOCKDEP_STILL_OK");
+    return true;
+  }
+
+  /** WARN_ONCE(): the first time for this `key` only. */
+  warnOnce(key: string, site: Site, message: string | null): boolean {
+    if (this.#warnedOnce.has(key)) return true;
+    this.#warnedOnce.add(key);
+    return this.warn(site, message);
+  }
+
+  /**
+   * die(): print the oops, taint D and kill the current task by throwing KernelOops.
+   * `header` is what precedes "invalid opcode"/"Oops" (e.g. "kernel BUG at mm/swap.c!").
+   */
+  oops(header: string[], kind: "invalid opcode: 0000" | "Oops: 0000" | "Oops: 0002", site: Site): never {
+    for (const h of header) this.#pr(1, h);
+    this.#pr(4, `${kind} [#${++this.#dieCounter}] SMP PTI`);
+    this.dumpStack(4, [site.func]);
+    this.#pr(4, `Modules linked in:${this.#env.modulesLinkedIn()}`);
+    this.#endTrace();
+    this.#env.taint.add(TAINT_DIE, "LOCKDEP_NOW_UNRELIABLE");
+    throw new KernelOops(`${header[header.length - 1] ?? kind} in ${site.func}`);
+  }
+
+  /** BUG(): "kernel BUG at file!" then the oops. */
+  bug(site: Site): never {
+    this.#pr(4, "------------[ cut here ]------------");
+    return this.oops([`kernel BUG at ${site.file}!`], "invalid opcode: 0000", site);
+  }
+
+  /** Run `fn` with `frame` on kemu's call trace. */
+  frame<T>(frame: string, fn: () => T): T {
+    this.stack.push(frame);
+    try {
+      return fn();
+    } finally {
+      this.stack.pop();
+    }
+  }
+}

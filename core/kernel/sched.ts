@@ -1,0 +1,133 @@
+// Tasks and deferred work. kemu runs on one CPU and never preempts: work the kernel defers
+// (RCU callbacks) runs when the current task would sleep, at synchronize_rcu(), or when a host
+// operation ends and the CPU goes idle. A wait that nothing left can satisfy is reported the
+// way khungtaskd reports it, and the waiting task is unwound with a HungTaskError.
+
+import { NSEC_PER_SEC, type Clock } from "../clock.ts";
+
+export interface Task {
+  readonly pid: number;
+  readonly comm: string;
+}
+
+/** hung_task_timeout_secs default */
+export const HUNG_TASK_TIMEOUT_SECS = 120;
+
+/** Thrown out of a wait that can never be satisfied; the host operation that waited fails. */
+export class HungTaskError extends Error {
+  readonly task: Task;
+  constructor(task: Task, what: string) {
+    super(`task ${task.comm}:${task.pid} blocked forever in ${what}`);
+    this.name = "HungTaskError";
+    this.task = task;
+  }
+}
+
+export interface SchedEnv {
+  clock: Clock;
+  printk(text: string): void;
+  tainted(): string;
+  release: string;
+}
+
+export class Sched {
+  readonly #env: SchedEnv;
+  #rcu: (() => void)[] = [];
+  #nextPid = 100;
+  current: Task = { pid: 1, comm: "swapper/0" };
+
+  constructor(env: SchedEnv) {
+    this.#env = env;
+  }
+
+  /** Run `fn` as a new user task named `comm` (an insmod, an rmmod, a test). */
+  runAs<T>(comm: string, fn: () => T): T {
+    const prev = this.current;
+    this.current = { pid: this.#nextPid++, comm: comm.slice(0, 15) };
+    try {
+      return fn();
+    } finally {
+      this.current = prev;
+    }
+  }
+
+  /** call_rcu(): `fn` runs after a grace period. */
+  call_rcu(fn: () => void): void {
+    this.#rcu.push(fn);
+  }
+
+  /** synchronize_rcu(): a grace period elapses; callbacks queued before it run. */
+  synchronize_rcu(): void {
+    const batch = this.#rcu;
+    this.#rcu = [];
+    for (const fn of batch) fn();
+  }
+
+  /** rcu_barrier(): every callback queued so far, and those they queue, has run. */
+  rcu_barrier(): void {
+    while (this.#rcu.length > 0) this.synchronize_rcu();
+  }
+
+  /** The CPU goes idle: deferred work runs to completion. */
+  idle(): void {
+    this.rcu_barrier();
+  }
+
+  get pendingRcu(): number {
+    return this.#rcu.length;
+  }
+
+  /**
+   * Block until `done()` holds. Deferred work runs first, as other CPUs and kthreads would;
+   * if that is not enough nothing else ever will be, so report the hung task and unwind.
+   */
+  waitUntil(done: () => boolean, what: string): void {
+    while (!done()) {
+      if (this.#rcu.length === 0) this.#hung(what);
+      this.synchronize_rcu();
+    }
+  }
+
+  #hung(what: string): never {
+    const env = this.#env;
+    const t = this.current;
+    env.clock.advance(HUNG_TASK_TIMEOUT_SECS * NSEC_PER_SEC);
+    env.printk(`\x013INFO: task ${t.comm}:${t.pid} blocked for more than ${HUNG_TASK_TIMEOUT_SECS} seconds.\n`);
+    env.printk(`\x013      ${env.tainted()} ${env.release} #1\n`);
+    env.printk(`\x013"echo 0 > /proc/sys/kernel/hung_task_timeout_secs" disables this message.\n`);
+    throw new HungTaskError(t, what);
+  }
+}
+
+/** struct completion (kernel/sched/completion.c) */
+export class Completion {
+  done = 0;
+}
+
+export const UINT_MAX = 0xffffffff;
+
+export function init_completion(x: Completion): void {
+  x.done = 0;
+}
+export function reinit_completion(x: Completion): void {
+  x.done = 0;
+}
+export function complete(x: Completion): void {
+  if (x.done !== UINT_MAX) x.done++;
+}
+export function complete_all(x: Completion): void {
+  x.done = UINT_MAX;
+}
+export function completion_done(x: Completion): boolean {
+  return x.done !== 0;
+}
+export function try_wait_for_completion(x: Completion): boolean {
+  if (!x.done) return false;
+  if (x.done !== UINT_MAX) x.done--;
+  return true;
+}
+/** wait_for_completion() */
+export function wait_for_completion(sched: Sched, x: Completion): void {
+  sched.waitUntil(() => x.done !== 0, "wait_for_completion");
+  if (x.done !== UINT_MAX) x.done--;
+}

@@ -1,0 +1,12 @@
+import { defineConfig } from "vitest/config";
+
+// isolated-vm needs --no-node-snapshot in every process that loads it; worker
+// threads cannot take that flag, so tests run in forked processes.
+export default defineConfig({
+  test: {
+    include: ["test/**/*.test.ts"],
+    pool: "forks",
+    execArgv: ["--no-node-snapshot"],
+    testTimeout: 30_000,
+  },
+});
