@@ -1,0 +1,7 @@
+// Every figure `kemu bench` knows, in the order it runs them.
+
+import type { Figure } from "./figure.ts";
+import { memremapHeap, memremapTime } from "./memremap.ts";
+import { pageGetPut, pageGetPutFloor } from "./page-ref.ts";
+
+export const FIGURES: readonly Figure<any>[] = [memremapTime, memremapHeap, pageGetPut, pageGetPutFloor];

@@ -1,0 +1,103 @@
+// kemu boot: boot a kernel, optionally run a script against it, print what was asked, shut down.
+
+import { pathToFileURL } from "node:url";
+import { resolve } from "node:path";
+import type { BootConfig, PmemConfig, ReservedConfig } from "../../core/config.ts";
+import { Kernel } from "../../core/kernel.ts";
+import { parse, UsageError, type Command } from "./command.ts";
+
+const PRINTABLE: Record<string, string> = {
+  dmesg: "",
+  iomem: "/proc/iomem",
+  meminfo: "/proc/meminfo",
+  buddyinfo: "/proc/buddyinfo",
+  tainted: "/proc/sys/kernel/tainted",
+  version: "/proc/version",
+};
+
+const HELP = `Usage: kemu boot [options]
+
+Boot an emulated kernel, run an optional script against it, print the requested views,
+and shut it down again.
+
+Options:
+  --kernel V           kernel version profile: 4.20 or 5.0 (default 5.0)
+  --memory SIZE        System RAM, e.g. 1G, 512M (default 1G)
+  --pmem SPEC          a persistent-memory region, repeatable: SIZE[@START][:FILE],
+                       e.g. 4G or 4G@0x140000000:pmem0.img
+  --reserved SPEC      a firmware-reserved range, repeatable: SIZE@START
+  --seed N             seed for everything random (default 0)
+  --run SCRIPT         import SCRIPT (an ES module) and await its default export,
+                       an async function (kernel) => void, with the booted kernel
+  --print LIST         comma-separated: ${Object.keys(PRINTABLE).join(", ")} (default dmesg)
+  -h, --help           this help
+
+Exit status: 0 on success, 1 when the kernel refused the configuration or the script
+failed, 2 for bad usage.
+`;
+
+function pmemSpec(spec: string): PmemConfig {
+  const m = /^([^@:]+)(?:@([^:]+))?(?::(.+))?$/.exec(spec);
+  if (!m) throw new UsageError(`boot: --pmem '${spec}' is not SIZE[@START][:FILE]`);
+  const p: PmemConfig = { size: m[1]! };
+  if (m[2]) p.start = m[2];
+  if (m[3]) p.file = m[3];
+  return p;
+}
+
+function reservedSpec(spec: string): ReservedConfig {
+  const m = /^([^@]+)@(.+)$/.exec(spec);
+  if (!m) throw new UsageError(`boot: --reserved '${spec}' is not SIZE@START`);
+  return { size: m[1]!, start: m[2]! };
+}
+
+export const bootCommand: Command = {
+  name: "boot",
+  summary: "boot a kernel, run a script, print dmesg or /proc views",
+  help: HELP,
+  async run(argv) {
+    const { values } = parse("boot", argv, {
+      kernel: { type: "string" },
+      memory: { type: "string" },
+      pmem: { type: "string", multiple: true },
+      reserved: { type: "string", multiple: true },
+      seed: { type: "string" },
+      run: { type: "string" },
+      print: { type: "string" },
+    });
+    const prints = (values.print ?? "dmesg").split(",").map((s) => s.trim()).filter(Boolean);
+    for (const p of prints) {
+      if (!(p in PRINTABLE)) throw new UsageError(`boot: --print: unknown view '${p}' (choose from ${Object.keys(PRINTABLE).join(", ")})`);
+    }
+    const config: BootConfig = {};
+    if (values.kernel !== undefined) config.version = values.kernel;
+    if (values.memory !== undefined) config.memory = values.memory;
+    if (values.pmem) config.pmem = values.pmem.map(pmemSpec);
+    if (values.reserved) config.reserved = values.reserved.map(reservedSpec);
+    if (values.seed !== undefined) {
+      if (!/^\d+$/.test(values.seed)) throw new UsageError(`boot: --seed '${values.seed}' is not a non-negative integer`);
+      config.seed = Number(values.seed);
+    }
+    const k = await Kernel.boot(config);
+    let status = 0;
+    if (values.run) {
+      const url = pathToFileURL(resolve(values.run)).href;
+      try {
+        const mod = (await import(url)) as { default?: unknown };
+        if (typeof mod.default !== "function") throw new Error(`${values.run} has no default export function (kernel) => void`);
+        await (mod.default as (k: Kernel) => unknown)(k);
+      } catch (e) {
+        process.stderr.write(`kemu boot: --run ${values.run}: ${(e as Error).stack ?? e}\n`);
+        status = 1;
+      }
+    }
+    const many = prints.length > 1;
+    for (const p of prints) {
+      const path = PRINTABLE[p]!;
+      if (many) process.stdout.write(`==> ${path || "dmesg"} <==\n`);
+      process.stdout.write(path ? k.read(path) : k.dmesg());
+    }
+    await k.shutdown();
+    return status;
+  },
+};
