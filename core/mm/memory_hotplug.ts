@@ -5,7 +5,7 @@
 // takes that state when it is first touched (or at once, if it already was).
 
 import { COST_NS, jiffies_to_msecs } from "../clock.ts";
-import { EEXIST } from "../errno.ts";
+import { EEXIST, ENOMEM } from "../errno.ts";
 import { PAGES_PER_SECTION, PHYS_PFN, ZONE_DEVICE, type MemSection, type MemmapRange } from "./memmap.ts";
 import { PG_reserved } from "./page-flags.ts";
 import type { MM } from "./mm.ts";
@@ -34,12 +34,15 @@ export class HotplugRange implements MemmapRange {
   readonly #segments: Segment[];
   /** Created with a linear mapping (arch_add_memory) rather than memmap only (add_pages). */
   readonly linearMap: boolean;
+  /** The altmap its memmap was allocated from, if any. */
+  readonly altmap: VmemAltmap | null;
 
-  constructor(startPfn: number, endPfn: number, name: string, linearMap: boolean) {
+  constructor(startPfn: number, endPfn: number, name: string, linearMap: boolean, altmap: VmemAltmap | null) {
     this.startPfn = startPfn;
     this.endPfn = endPfn;
     this.name = name;
     this.linearMap = linearMap;
+    this.altmap = altmap;
     this.#segments = [{ start: startPfn, end: endPfn, state: { kind: "poison" } }];
   }
 
@@ -100,34 +103,52 @@ export function vmem_altmap_offset(altmap: VmemAltmap): number {
   return altmap.reserve + altmap.free;
 }
 
+/** Each section's memmap is one 2 MiB vmemmap block: 512 pages of struct page. */
+const MEMMAP_PAGES_PER_SECTION = (PAGES_PER_SECTION * 64) / 4096;
+
 /**
- * add_pages() / __add_pages(): make each section present. Stops at the first section that
- * already is (-EEXIST) and, as in 4.20, leaves the sections it added before that in place.
+ * add_pages() / __add_pages(): make each section present. Its memmap comes from the altmap
+ * when there is one (-ENOMEM once the altmap's free pages run out, with no fallback).
+ * Stops at the first section that fails and, as in 4.20, leaves the sections it added
+ * before that in place.
  */
-export function add_pages(mm: MM, startPfn: number, nrPages: number, name: string, linearMap: boolean): number {
-  let pfn = startPfn;
+export function add_pages(mm: MM, startPfn: number, nrPages: number, name: string, linearMap: boolean, altmap: VmemAltmap | null): number {
   const end = startPfn + nrPages;
+  let pfn = startPfn;
   while (pfn < end) {
+    // The longest run of sections that can be added; the first failing one ends the loop.
     let runEnd = pfn;
-    while (runEnd < end && !mm.memmap.pfn_valid(runEnd)) runEnd += PAGES_PER_SECTION;
+    let error = 0;
+    while (runEnd < end) {
+      if (mm.memmap.pfn_valid(runEnd)) {
+        error = -EEXIST;
+        break;
+      }
+      if (altmap && altmap.alloc + ((runEnd - pfn) / PAGES_PER_SECTION + 1) * MEMMAP_PAGES_PER_SECTION > altmap.free) {
+        error = -ENOMEM;
+        break;
+      }
+      runEnd += PAGES_PER_SECTION;
+    }
     if (runEnd > pfn) {
-      const range = new HotplugRange(pfn, runEnd, name, linearMap);
+      if (altmap) altmap.alloc += ((runEnd - pfn) / PAGES_PER_SECTION) * MEMMAP_PAGES_PER_SECTION;
+      const range = new HotplugRange(pfn, runEnd, name, linearMap, altmap);
       mm.memmap.addRange(range);
       mm.hotplugRanges.push(range);
       if (linearMap) mm.linearMapAdd(pfn, runEnd);
     }
-    if (runEnd < end) return -EEXIST;
+    if (error) return error;
     pfn = runEnd;
   }
   return 0;
 }
 
 /** arch_add_memory(): the linear mapping, then add_pages(). */
-export function arch_add_memory(mm: MM, start: number, size: number, name: string): number {
-  return add_pages(mm, PHYS_PFN(start), PHYS_PFN(size), name, true);
+export function arch_add_memory(mm: MM, start: number, size: number, name: string, altmap: VmemAltmap | null): number {
+  return add_pages(mm, PHYS_PFN(start), PHYS_PFN(size), name, true, altmap);
 }
 
-/** __remove_pages() / arch_remove_memory(): the sections and their struct pages go away. */
+/** __remove_pages() / arch_remove_memory(): the sections, their memmap and mapping go away. */
 export function remove_pages(mm: MM, startPfn: number, nrPages: number): void {
   const end = startPfn + nrPages;
   for (const range of [...mm.hotplugRanges]) {
@@ -135,6 +156,8 @@ export function remove_pages(mm: MM, startPfn: number, nrPages: number): void {
     mm.memmap.removeRange(range);
     mm.hotplugRanges.splice(mm.hotplugRanges.indexOf(range), 1);
     if (range.linearMap) mm.linearMapRemove(range.startPfn, range.endPfn);
+    // vmem_altmap_free(): the memmap block goes back to the altmap it came from.
+    if (range.altmap) range.altmap.alloc -= ((range.endPfn - range.startPfn) / PAGES_PER_SECTION) * MEMMAP_PAGES_PER_SECTION;
   }
   // shrink_zone_span(): what is left of ZONE_DEVICE spans the remaining hotplugged ranges.
   const zone = mm.deviceZone;

@@ -218,9 +218,9 @@ export class Memremap {
     const nrPages = PHYS_PFN(align_size);
     const name = `${dev.name} (${MEMORY_TYPE_NAMES[pgmap.type] ?? `type ${pgmap.type}`})`;
     if (v.privateWithoutLinearMap && pgmap.type === MEMORY_DEVICE_PRIVATE) {
-      error = add_pages(mm, startPfn, nrPages, name, false);
+      error = add_pages(mm, startPfn, nrPages, name, false, altmap);
     } else {
-      error = arch_add_memory(mm, align_start, align_size, name);
+      error = arch_add_memory(mm, align_start, align_size, name, altmap);
     }
     if (!error) move_pfn_range_to_zone(mm, startPfn, nrPages, altmap);
     if (error) {

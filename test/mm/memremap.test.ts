@@ -401,3 +401,49 @@ describe("a 1 TiB range costs nothing until touched (principle 8)", () => {
     expect(PAGES_PER_SECTION).toBe(32768);
   });
 });
+
+describe("vmem_altmap: the memmap lives in the device memory", () => {
+  const base = PHYS_PFN(PMEM);
+  // 256 MiB = two sections; each section's memmap is a 2 MiB block = 512 pages of the altmap.
+  const altmap = { base_pfn: base, reserve: 2, free: 1024 };
+
+  it("skips the reserve and the memmap pages: uninitialised, then reserved without a pgmap, then device pages", async () => {
+    const k = await bootPmem("5.0");
+    const { owner, dev } = probeWith(k, "pmem0", { start: PMEM, size: 256 * M, setKill: true, altmap: { ...altmap } });
+    expect(owner.addr).toBe(__va(PMEM));
+    const first = base + 2 + 1024;
+    expect(owner.ref!.count).toBe(1 + (65536 - 1026));
+    expect(k.log.messages()).toContain(`pmem0 initialised, ${65536 - 1026} pages in ${msFor(65536 - 1026)}ms`);
+    expect(owner.pgmap.altmap.alloc).toBe(1024);
+    const seq = k.log.nextSeq;
+    k.mm.dump_page(base, null);
+    expect(k.log.messages(seq)[0]).toBe(`page:${(0xffffea0000000000n + BigInt(base) * 64n).toString(16)} is uninitialized and poisoned`);
+    expect(k.mm.page_zonenum(base + 2)).toBe(ZONE_DEVICE);
+    expect(k.mm.page_pgmap(base + 2)).toBeNull();
+    expect(k.mm.page_ref_count(base + 2)).toBe(1);
+    expect(k.mm.page_pgmap(first)).toBe(owner.pgmap);
+    k.base.device_release_driver(dev);
+    expect(owner.pgmap.altmap.alloc).toBe(0);
+    expect(k.log.messages().some((m) => m.includes("failed to free all reserved pages"))).toBe(false);
+  });
+
+  it("warns once at teardown when altmap pages were not given back", async () => {
+    const k = await bootPmem("4.20");
+    const { owner, dev } = probeWith(k, "pmem0", { start: PMEM, size: 256 * M, killAfter: true, altmap: { ...altmap } });
+    owner.pgmap.altmap.alloc += 3; // a driver taking altmap pages and never returning them
+    k.base.device_release_driver(dev);
+    expect(k.log.messages()).toContain("pmem0 pmem0: devm_memremap_pages_release: failed to free all reserved pages");
+  });
+
+  it("fails with -ENOMEM when the altmap cannot hold the memmap, leaving the sections it did add (no unwind before 5.3)", async () => {
+    const k = await bootPmem("5.0", {}, { expectInvariantFailures: true, expectLeaks: true });
+    const { owner } = probeWith(k, "pmem0", { start: PMEM, size: 256 * M, setKill: true, altmap: { ...altmap, free: 1023 } });
+    expect(owner.addr).toBe(-ENOMEM);
+    expect(owner.events).toContain("kill");
+    expect(k.mm.memmap.pfn_valid(base)).toBe(true);
+    expect(k.mm.memmap.pfn_valid(base + PAGES_PER_SECTION)).toBe(false);
+    expect(k.checkInvariants()).toEqual(["memmap: sections 100000-108000 (pmem0 (MEMORY_DEVICE_FS_DAX)) belong to no pgmap"]);
+    const { owner: again } = probeWith(k, "pmem1", { start: PMEM, size: 256 * M, setKill: true });
+    expect(again.addr).toBe(-EEXIST);
+  });
+});
