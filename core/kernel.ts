@@ -57,7 +57,7 @@ export class Kernel {
     }
     this.random = new Prandom(config.seed);
     this.taint = new Taint(this.profile.taintFlagCount, (t) => this.printk(t));
-    this.sched = new Sched({ clock: this.clock, printk: (t) => this.printk(t), tainted: () => String(this.taint), release: this.profile.release });
+    this.sched = new Sched({ clock: this.clock, printk: (t) => this.printk(t), taint: this.taint, release: this.profile.release });
     this.bugs = new BugReporter({
       printk: (t) => this.printk(t),
       taint: this.taint,

@@ -84,15 +84,17 @@ export class PrintkLog {
   printk(text: string): void {
     let level = -1;
     let cont = false;
+    // vprintk_emit(): the first KERN_<LEVEL> wins; KERN_DEFAULT leaves the level alone.
     while (text.length >= 2 && text[0] === KERN_SOH) {
       const c = text[1]!;
-      if (c >= "0" && c <= "7") level = c.charCodeAt(0) - 48;
-      else if (c === "c") cont = true;
-      else if (c === "d") level = -1;
-      else break;
+      if (c >= "0" && c <= "7") {
+        if (level === -1) level = c.charCodeAt(0) - 48;
+      } else if (c === "c") cont = true;
+      else if (c !== "d") break;
       text = text.slice(2);
     }
-    if (cont && this.#cont && level === -1) {
+    // log_output(): a KERN_CONT fragment joins the open record whatever level it names.
+    if (cont && this.#cont) {
       this.#bytes -= recordSize(this.#cont);
       this.#cont.text += text;
       this.#bytes += recordSize(this.#cont);
@@ -100,6 +102,8 @@ export class PrintkLog {
       return;
     }
     this.#closeCont();
+    // "Skip empty continuation lines that couldn't be added - they just flush".
+    if (cont && (text === "" || text === "\n")) return;
     const rec: PrintkRecord = {
       seq: this.#nextSeq++,
       tsNs: this.#clock.now(),
@@ -172,7 +176,9 @@ function splitLines(text: string): string[] {
   return body.split("\n");
 }
 
-// struct printk_log is 16 bytes; records are 8-byte aligned.
+// struct printk_log is 16 bytes and holds the text without its trailing newline; x86 has
+// CONFIG_HAVE_EFFICIENT_UNALIGNED_ACCESS, so LOG_ALIGN is 4.
 function recordSize(rec: PrintkRecord): number {
-  return (16 + rec.text.length + 7) & ~7;
+  const textLen = rec.text.endsWith("\n") ? rec.text.length - 1 : rec.text.length;
+  return (16 + textLen + 3) & ~3;
 }

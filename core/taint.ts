@@ -84,11 +84,24 @@ export class Taint {
   /** add_taint(): bits are only ever added (T6). Bits past the flag table still set (4.20). */
   add(bit: number, lockdep: LockdepOk): void {
     if (!Number.isInteger(bit) || bit < 0 || bit > 31) throw new RangeError(`taint bit ${bit} out of range`);
-    if (lockdep === "LOCKDEP_NOW_UNRELIABLE" && this.#debugLocks) {
-      this.#debugLocks = false;
+    if (lockdep === "LOCKDEP_NOW_UNRELIABLE" && this.debugLocksOff()) {
       this.#printk("\x014Disabling lock debugging due to kernel taint\n");
     }
     this.#mask |= 1 << bit;
+  }
+
+  /** __debug_locks_off(): clear debug_locks; true if this call turned it off. oops_enter()
+   *  calls it before the oops is printed, so an oops's own TAINT_DIE prints no
+   *  "Disabling lock debugging" line. */
+  debugLocksOff(): boolean {
+    const was = this.#debugLocks;
+    this.#debugLocks = false;
+    return was;
+  }
+
+  /** debug_locks */
+  get debugLocks(): boolean {
+    return this.#debugLocks;
   }
 
   /** print_tainted(): "Not tainted" or "Tainted: " plus one column per flag. */

@@ -32,6 +32,8 @@ export class DeviceDriver {
   /** The module that owns the driver ("" for built-in core code). */
   readonly owner: string;
   registered = false;
+  /** drv->p->klist_devices: the devices bound to this driver, in the order they were bound. */
+  readonly devices: Device[] = [];
 
   constructor(name: string, opts: { probe?: ProbeFn; remove?: RemoveFn; owner?: string } = {}) {
     this.name = name;

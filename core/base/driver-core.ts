@@ -5,11 +5,12 @@ import { EBUSY, EINVAL, ENODEV, ENOENT, ENOMEM, ENXIO, EPROBE_DEFER } from "../e
 import type { Kernel } from "../kernel.ts";
 import { GFP_KERNEL, __GFP_ZERO } from "../mm/gfp.ts";
 import type { Resource } from "../mm/resource.ts";
-import type { KBuf } from "../mm/slab.ts";
+import { KBuf } from "../mm/slab.ts";
 import { BusType, Device, DeviceDriver, devPrefix } from "./device.ts";
 import { DEVRES_HEADER, Devres, type DrRelease } from "./devres.ts";
 
 const DEVRES = { file: "drivers/base/devres.c" };
+const DD = { file: "drivers/base/dd.c" };
 
 /** devm_add_action() callbacks take one argument, as void (*action)(void *). */
 export type DevmAction = (data: unknown) => void;
@@ -82,7 +83,8 @@ export class DriverCore {
 
   driver_unregister(drv: DeviceDriver): void {
     if (!drv.registered || !drv.bus) return;
-    for (const dev of [...drv.bus.devices].reverse()) if (dev.driver === drv) this.device_release_driver(dev);
+    // driver_detach(): the device bound last is released first.
+    for (const dev of [...drv.devices].reverse()) if (dev.driver === drv) this.device_release_driver(dev);
     drv.bus.drivers.splice(drv.bus.drivers.indexOf(drv), 1);
     drv.registered = false;
   }
@@ -99,13 +101,18 @@ export class DriverCore {
   /** really_probe(): bind, call probe, and on failure release devres and unbind. */
   #probe(dev: Device, drv: DeviceDriver): boolean {
     const k = this.#k;
+    // 4.20/5.0 really_probe(): WARN_ON(!list_empty(&dev->devres_head)), then probe anyway.
+    if (dev.devres.length) k.warn({ ...DD, func: "really_probe" }, null);
     dev.driver = drv;
     let ret = 0;
     if (drv.probe) {
       const probe = drv.probe;
       ret = k.bugs.frame(k.symbolName(probe), () => probe(dev));
     }
-    if (ret === 0) return true;
+    if (ret === 0) {
+      drv.devices.push(dev); // driver_bound()
+      return true;
+    }
     this.devres_release_all(dev);
     dev.driver = null;
     dev.driver_data = null;
@@ -129,6 +136,8 @@ export class DriverCore {
     this.devres_release_all(dev);
     dev.driver = null;
     dev.driver_data = null;
+    const i = drv.devices.indexOf(dev);
+    if (i >= 0) drv.devices.splice(i, 1); // klist_remove(&dev->p->knode_driver)
   }
 
   // ---- devres ----------------------------------------------------------------------------
@@ -200,12 +209,18 @@ export class DriverCore {
 
   readonly #kmallocRelease: DrRelease = () => {};
 
-  /** devm_kmalloc(): the object lives in the devres itself and goes with it. */
+  /**
+   * devm_kmalloc(): the object lives in the devres itself and goes with it. The caller gets
+   * dr->data: `size` bytes just past the devres header, not the devres allocation itself.
+   */
   devm_kmalloc(dev: Device, size: number, gfp: number = GFP_KERNEL): KBuf | null {
     const dr = this.devres_alloc(this.#kmallocRelease, size, gfp, {}, "devm_kmalloc_release");
     if (!dr) return null;
+    const whole = dr.buf!;
+    const obj = new KBuf(size, whole.cache, whole.page, whole.offset + DEVRES_HEADER, whole.order, whole.owner);
+    dr.data["obj"] = obj;
     this.devres_add(dev, dr);
-    return dr.buf;
+    return obj;
   }
 
   devm_kzalloc(dev: Device, size: number, gfp: number = GFP_KERNEL): KBuf | null {
@@ -214,7 +229,7 @@ export class DriverCore {
 
   /** devm_kfree(): WARN_ON if `buf` was not devm_kmalloc()ed on `dev`. */
   devm_kfree(dev: Device, buf: KBuf): void {
-    const rc = this.devres_destroy(dev, this.#kmallocRelease, (dr) => dr.buf === buf);
+    const rc = this.devres_destroy(dev, this.#kmallocRelease, (dr) => dr.data["obj"] === buf);
     if (rc) this.#k.warn({ ...DEVRES, func: "devm_kfree" }, null);
   }
 

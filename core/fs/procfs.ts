@@ -27,7 +27,25 @@ export class ProcFs {
       read: () => `${k.taint.mask}\n`,
       write: (data) => procTaint(k, data),
     });
-    this.register("/sys/kernel/mm/page_alloc/min_free_kbytes", { read: () => `${k.mm.pageAlloc.min_free_kbytes}\n` });
+    this.register("/proc/sys/kernel/hung_task_timeout_secs", {
+      read: () => `${k.sched.hung_task_timeout_secs}\n`,
+      write: (data) => {
+        const v = data.trim();
+        if (!/^\d+$/.test(v) || Number(v) > 2 ** 31) return -EINVAL;
+        k.sched.hung_task_timeout_secs = Number(v);
+        return 0;
+      },
+    });
+    this.register("/proc/sys/kernel/hung_task_warnings", {
+      read: () => `${k.sched.hung_task_warnings}\n`,
+      write: (data) => {
+        const v = data.trim();
+        if (!/^-?\d+$/.test(v) || Number(v) < -1) return -EINVAL;
+        k.sched.hung_task_warnings = Number(v);
+        return 0;
+      },
+    });
+    this.register("/proc/sys/vm/min_free_kbytes", { read: () => `${k.mm.pageAlloc.min_free_kbytes}\n` });
     this.#faultAttrFiles("/sys/kernel/debug/failslab", k.mm.failslab);
   }
 

@@ -34,7 +34,8 @@ export interface Site {
 
 export class BugReporter {
   readonly #env: BugEnv;
-  #oopsId: string | null = null;
+  /** oops_id: drawn once per boot, then incremented by every report (init_oops_id()). */
+  #oopsId: bigint | null = null;
   #dieCounter = 0;
   readonly #warnedOnce = new Set<string>();
   /** Frames of emulated kernel and driver code currently running, innermost last. */
@@ -48,10 +49,12 @@ export class BugReporter {
     this.#env.printk(`\x01${level}${text}\n`);
   }
 
-  /** ---[ end trace %016llx ]---: one random id per boot, drawn on first use. */
+  /** print_oops_end_marker(): ---[ end trace %016llx ]---. The id is random per boot (drawn on
+   *  first use here) and init_oops_id() adds one for every later report, as 4.20/5.0 do. */
   #endTrace(): void {
-    this.#oopsId ??= this.#env.random.hex64();
-    this.#pr(4, `---[ end trace ${this.#oopsId} ]---`);
+    if (this.#oopsId === null) this.#oopsId = BigInt("0x" + this.#env.random.hex64());
+    else this.#oopsId = (this.#oopsId + 1n) & 0xffffffffffffffffn;
+    this.#pr(4, `---[ end trace ${this.#oopsId.toString(16).padStart(16, "0")} ]---`);
   }
 
   /** dump_stack_print_info() + the call trace kemu knows. */
@@ -60,10 +63,8 @@ export class BugReporter {
     this.#pr(level, `CPU: 0 PID: ${t.pid} Comm: ${t.comm} ${this.#env.taint} ${this.#env.release} #1`);
     this.#pr(level, `Hardware name: ${HARDWARE_NAME}`);
     const frames = [...extra, ...[...this.stack].reverse()];
-    if (frames.length) {
-      this.#pr(level, "Call Trace:");
-      for (const f of frames) this.#pr(level, ` ${f}`);
-    }
+    this.#pr(level, "Call Trace:");
+    for (const f of frames.length ? frames : ["dump_stack"]) this.#pr(level, ` ${f}`);
   }
 
   /** WARN(1, fmt...): the report, then taint W. Returns true like WARN() does. */
@@ -90,8 +91,11 @@ export class BugReporter {
    * die(): print the oops, taint D and kill the current task by throwing KernelOops.
    * `header` is what precedes "invalid opcode"/"Oops" (e.g. "kernel BUG at mm/swap.c!").
    */
-  oops(header: string[], kind: "invalid opcode: 0000" | "Oops: 0000" | "Oops: 0002", site: Site): never {
-    for (const h of header) this.#pr(1, h);
+  oops(header: string[], kind: "invalid opcode: 0000" | "Oops: 0000" | "Oops: 0002", site: Site, headerLevel = 1): never {
+    // oops_begin() -> oops_enter() -> debug_locks_off(): lockdep is off before TAINT_DIE is
+    // added, so an oops prints no "Disabling lock debugging due to kernel taint".
+    this.#env.taint.debugLocksOff();
+    for (const h of header) this.#pr(headerLevel, h);
     this.#pr(4, `${kind} [#${++this.#dieCounter}] SMP PTI`);
     this.dumpStack(4, [site.func]);
     this.#pr(4, `Modules linked in:${this.#env.modulesLinkedIn()}`);
@@ -103,7 +107,8 @@ export class BugReporter {
   /** BUG(): "kernel BUG at file!" then the oops. */
   bug(site: Site): never {
     this.#pr(4, "------------[ cut here ]------------");
-    return this.oops([`kernel BUG at ${site.file}!`], "invalid opcode: 0000", site);
+    // lib/bug.c report_bug(): pr_crit("kernel BUG at %s:%u!\n", ...)
+    return this.oops([`kernel BUG at ${site.file}!`], "invalid opcode: 0000", site, 2);
   }
 
   /** Run `fn` with `frame` on kemu's call trace. */

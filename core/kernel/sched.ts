@@ -4,6 +4,7 @@
 // way khungtaskd reports it, and the waiting task is unwound with a HungTaskError.
 
 import { NSEC_PER_SEC, type Clock } from "../clock.ts";
+import { TAINT_DIE, type Taint } from "../taint.ts";
 
 export interface Task {
   readonly pid: number;
@@ -12,6 +13,8 @@ export interface Task {
 
 /** hung_task_timeout_secs default */
 export const HUNG_TASK_TIMEOUT_SECS = 120;
+/** sysctl_hung_task_warnings default: only the first ten hung tasks are reported. */
+export const HUNG_TASK_WARNINGS = 10;
 
 /** Thrown out of a wait that can never be satisfied; the host operation that waited fails. */
 export class HungTaskError extends Error {
@@ -26,7 +29,7 @@ export class HungTaskError extends Error {
 export interface SchedEnv {
   clock: Clock;
   printk(text: string): void;
-  tainted(): string;
+  taint: Taint;
   release: string;
 }
 
@@ -34,6 +37,10 @@ export class Sched {
   readonly #env: SchedEnv;
   #rcu: (() => void)[] = [];
   #nextPid = 100;
+  /** sysctl_hung_task_warnings: reports left. */
+  hung_task_warnings = HUNG_TASK_WARNINGS;
+  /** sysctl_hung_task_timeout_secs: 0 turns the reports off (the task still never wakes). */
+  hung_task_timeout_secs = HUNG_TASK_TIMEOUT_SECS;
   current: Task = { pid: 1, comm: "swapper/0" };
 
   constructor(env: SchedEnv) {
@@ -91,10 +98,17 @@ export class Sched {
   #hung(what: string): never {
     const env = this.#env;
     const t = this.current;
-    env.clock.advance(HUNG_TASK_TIMEOUT_SECS * NSEC_PER_SEC);
-    env.printk(`\x013INFO: task ${t.comm}:${t.pid} blocked for more than ${HUNG_TASK_TIMEOUT_SECS} seconds.\n`);
-    env.printk(`\x013      ${env.tainted()} ${env.release} #1\n`);
-    env.printk(`\x013"echo 0 > /proc/sys/kernel/hung_task_timeout_secs" disables this message.\n`);
+    const timeout = this.hung_task_timeout_secs;
+    if (timeout === 0) throw new HungTaskError(t, what);
+    env.clock.advance(timeout * NSEC_PER_SEC);
+    // check_hung_uninterruptible_tasks(): nothing once the kernel has oopsed (taint D);
+    // check_hung_task(): only while sysctl_hung_task_warnings lasts.
+    if (!env.taint.test(TAINT_DIE) && this.hung_task_warnings !== 0) {
+      if (this.hung_task_warnings > 0) this.hung_task_warnings--;
+      env.printk(`\x013INFO: task ${t.comm}:${t.pid} blocked for more than ${timeout} seconds.\n`);
+      env.printk(`\x013      ${env.taint} ${env.release} #1\n`);
+      env.printk(`\x013"echo 0 > /proc/sys/kernel/hung_task_timeout_secs" disables this message.\n`);
+    }
     throw new HungTaskError(t, what);
   }
 }

@@ -18,8 +18,10 @@ export interface E820Entry {
   type: number;
 }
 
-/** Where QEMU's pc machine splits RAM around the 32-bit PCI hole. */
+/** Where QEMU's pc machine splits RAM around the 32-bit PCI hole (pc_init1(): RAM of 3.5 GiB
+ *  or more is split at 3 GiB, gigabyte_align; anything smaller stays below 4 GiB whole). */
 const LOWMEM_LIMIT = 3 * SZ_1G;
+const LOWMEM_SPLIT_FROM = 0xe0000000;
 const FOUR_G = 4 * SZ_1G;
 /** The top 128 KiB of low RAM that SeaBIOS keeps for itself. */
 const BIOS_TOP_RESERVE = 0x20000;
@@ -91,7 +93,7 @@ function alignUp(n: number, a: number): number {
  */
 export function buildE820(cfg: ResolvedConfig): E820Entry[] {
   const M = cfg.memory;
-  const lowTop = Math.min(M, LOWMEM_LIMIT);
+  const lowTop = M >= LOWMEM_SPLIT_FROM ? LOWMEM_LIMIT : M;
   const highRam = M - lowTop;
   const table: E820Entry[] = [
     { addr: 0, size: 0x9fc00, type: E820_TYPE_RAM },
@@ -106,6 +108,9 @@ export function buildE820(cfg: ResolvedConfig): E820Entry[] {
   const ramTop = highRam > 0 ? FOUR_G + highRam : lowTop;
 
   const limit = 2 ** cfg.physBits;
+  if (ramTop > limit) {
+    throw new ConfigError("memory", `System RAM ${formatMemRange(FOUR_G, ramTop - 1)} is beyond the ${cfg.physBits}-bit physical address space (physBits)`);
+  }
   const fixed: Span[] = table.map((e) => ({ start: e.addr, end: e.addr + e.size, field: e.type === E820_TYPE_RAM ? "System RAM" : "firmware reserved" }));
   const placed: Span[] = [];
 
@@ -160,7 +165,25 @@ export function buildE820(cfg: ResolvedConfig): E820Entry[] {
   for (const p of cfg.pmem) table.push({ addr: p.start, size: p.size, type: p.legacy ? E820_TYPE_PRAM : E820_TYPE_PMEM });
   let out = table;
   for (const r of cfg.reserved) out = rangeUpdate(out, r.start, r.size, E820_TYPE_RESERVED);
-  return out.sort((a, b) => a.addr - b.addr);
+  return mergeAdjacent(out.sort((a, b) => a.addr - b.addr));
+}
+
+/**
+ * The merging half of e820__update_table() (the sanitizer run on the BIOS table): touching
+ * entries of one type become one entry, except E820_TYPE_PRAM, which is never merged so that
+ * each legacy pmem range stays its own region.
+ */
+function mergeAdjacent(sorted: E820Entry[]): E820Entry[] {
+  const out: E820Entry[] = [];
+  for (const e of sorted) {
+    const last = out[out.length - 1];
+    if (last && last.type === e.type && e.type !== E820_TYPE_PRAM && last.addr + last.size === e.addr) {
+      out[out.length - 1] = { addr: last.addr, size: last.size + e.size, type: e.type };
+    } else {
+      out.push(e);
+    }
+  }
+  return out;
 }
 
 /** e820__range_update(): the part of [start, start+size) that is RAM becomes `type`. */

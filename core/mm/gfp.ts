@@ -38,9 +38,13 @@ export const GFP_DMA = __GFP_DMA;
 export const GFP_DMA32 = __GFP_DMA32;
 export const GFP_HIGHUSER = GFP_USER | __GFP_HIGHMEM;
 export const GFP_HIGHUSER_MOVABLE = GFP_HIGHUSER | __GFP_MOVABLE;
+export const GFP_TRANSHUGE_LIGHT = (GFP_HIGHUSER_MOVABLE | __GFP_COMP | __GFP_NOMEMALLOC | __GFP_NOWARN) & ~__GFP_RECLAIM;
+export const GFP_TRANSHUGE = GFP_TRANSHUGE_LIGHT | __GFP_DIRECT_RECLAIM;
 
 /** Composite names first, as %pGg prints them (include/trace/events/mmflags.h). */
 const GFP_NAMES: readonly [number, string][] = [
+  [GFP_TRANSHUGE, "GFP_TRANSHUGE"],
+  [GFP_TRANSHUGE_LIGHT, "GFP_TRANSHUGE_LIGHT"],
   [GFP_HIGHUSER_MOVABLE, "GFP_HIGHUSER_MOVABLE"],
   [GFP_HIGHUSER, "GFP_HIGHUSER"],
   [GFP_USER, "GFP_USER"],

@@ -21,7 +21,7 @@ import { formatPageFlags, PAGE_POISON_PATTERN, PG_active, PG_slab, PG_waiters } 
 import { mergeRanges, PageAllocator, Zone, type PfnRange } from "./page_alloc.ts";
 import { PhysMem } from "./physmem.ts";
 import {
-  IORES_DESC_NONE, IORES_DESC_PERSISTENT_MEMORY, IORES_DESC_PERSISTENT_MEMORY_LEGACY, IORESOURCE_BUSY, IORESOURCE_MEM,
+  IORES_DESC_NONE, IORES_DESC_PERSISTENT_MEMORY, IORES_DESC_PERSISTENT_MEMORY_LEGACY, IORESOURCE_BUSY, IORESOURCE_MEM, IORESOURCE_READONLY,
   IORESOURCE_SYSTEM_RAM, Resource, ResourceTree,
 } from "./resource.ts";
 import { Slub, type KBuf } from "./slab.ts";
@@ -160,7 +160,7 @@ export class MM {
   /** e820__reserve_resources() + the kernel image resources + e820__reserve_resources_late(). */
   #reserveResources(): void {
     // probe_roms() claims the BIOS ROM first; the e820 entry inserted over it becomes its parent.
-    const rom = new Resource(0xf0000, 0xfffff, "System ROM", (IORESOURCE_MEM | IORESOURCE_BUSY) >>> 0);
+    const rom = new Resource(0xf0000, 0xfffff, "System ROM", (IORESOURCE_MEM | IORESOURCE_READONLY | IORESOURCE_BUSY) >>> 0);
     this.iomem.request_resource(this.iomem.root, rom);
     const late: Resource[] = [];
     for (const e of this.e820) {
@@ -188,6 +188,16 @@ export class MM {
       this.iomem.insert_resource(this.iomem.root, new Resource(r.start, r.end, name, (IORESOURCE_SYSTEM_RAM | IORESOURCE_BUSY) >>> 0));
     }
     for (const res of late) this.iomem.insert_resource_expand_to_fit(this.iomem.root, res);
+    // Bump RAM ranges up to reasonable boundaries so nothing else lands in stolen RAM.
+    for (const e of this.e820) {
+      if (e.type !== E820_TYPE_RAM) continue;
+      const start = e.addr + e.size;
+      const align = start < 1 << 20 ? 64 << 10 : start < 16 << 20 ? 1 << 20 : 64 << 20;
+      const end = Math.ceil(start / align) * align - 1;
+      if (start >= end) continue;
+      this.k.printk(`\x017e820: reserve RAM buffer [mem 0x${start.toString(16).padStart(8, "0")}-0x${end.toString(16).padStart(8, "0")}]\n`);
+      this.iomem.reserve_region_with_split(this.iomem.root, start, end, "RAM buffer");
+    }
   }
 
   // ---- the kernel linear map -------------------------------------------------------------

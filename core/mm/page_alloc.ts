@@ -352,57 +352,72 @@ export class PageAllocator {
     const highest = gfp_zone(gfp);
     for (let z = Math.min(highest, ZONE_NORMAL); z >= ZONE_DMA; z--) {
       const zone = this.zones[z]!;
-      if (zone.nr_free_pages < 1 << order) continue;
-      const page = this.#rmqueue(zone, order);
+      // rmqueue(): a block that fails check_new_pages() is leaked and the same zone is
+      // asked again; only an empty zone sends the allocation on down the zonelist.
+      let page: Page;
+      do {
+        if (zone.nr_free_pages < 1 << order) {
+          page = -1;
+          break;
+        }
+        page = this.#rmqueue(zone, order);
+      } while (page >= 0 && this.#checkNewPages(page, order));
       if (page < 0) continue;
-      if (!this.#prepNewPage(page, order, gfp)) continue;
+      this.#prepNewPage(page, order, gfp);
       return page;
     }
     this.#env.allocFailure(gfp, order);
     return -1;
   }
 
-  /** check_new_page() on every page, then prep_new_page(). */
-  #prepNewPage(page: Page, order: number, gfp: number): boolean {
-    let bad = false;
+  /**
+   * check_new_pages(): true if a page of the block is bad. check_new_page_bad() keeps the last
+   * matching reason; a HWPoison page is not reported ("Don't complain about hwpoisoned pages"),
+   * only its PageBuddy is reset. The first bad page ends the check.
+   */
+  #checkNewPages(page: Page, order: number): boolean {
     for (let p = page; p < page + (1 << order); p++) {
       const sec = this.memmap.section(p);
       const i = p - sec.startPfn;
       let reason: string | null = null;
       let badFlags = 0;
       if (sec.mapcount[i] !== -1) reason = "nonzero mapcount";
-      else if (sec.hasMapping() && sec.mapping[i] !== null) reason = "non-NULL mapping";
-      else if (sec.refcount[i] !== 0) reason = "nonzero _refcount";
-      else if (sec.flags[i]! & (1 << PG_hwpoison)) {
-        reason = "HWPoisoned (hardware-corrupted)";
-        badFlags = 1 << PG_hwpoison;
-      } else if (sec.flags[i]! & PAGE_FLAGS_CHECK_AT_PREP) {
+      if (sec.hasMapping() && sec.mapping[i] !== null) reason = "non-NULL mapping";
+      if (sec.refcount[i] !== 0) reason = "nonzero _count";
+      if (sec.flags[i]! & (1 << PG_hwpoison)) {
+        sec.mapcount[i] = -1; // page_mapcount_reset(): remove PageBuddy
+        return true;
+      }
+      if (sec.flags[i]! & PAGE_FLAGS_CHECK_AT_PREP) {
         reason = "PAGE_FLAGS_CHECK_AT_PREP flag set";
         badFlags = PAGE_FLAGS_CHECK_AT_PREP;
       }
       if (reason) {
         this.#env.badPage(p, reason, badFlags);
-        bad = true;
+        return true;
       }
     }
-    // A bad block is leaked, as the kernel does: it stays out of the free lists.
-    if (bad) return false;
+    return false;
+  }
+
+  /** prep_new_page(): the head page at refcount 1, contents cleared for __GFP_ZERO. */
+  #prepNewPage(page: Page, order: number, gfp: number): void {
     const sec = this.memmap.section(page);
     const i = page - sec.startPfn;
     if (sec.hasPrivate()) sec.private[i] = 0;
     sec.refcount[i] = 1;
     if (gfp & __GFP_ZERO) this.#env.clearPage(page, 1 << order);
-    return true;
   }
 
   /** free_pages_check(): false (and bad_page()) if the page is not in a freeable state. */
   #freePagesCheck(sec: MemSection, i: number, pfn: Page): boolean {
     let reason: string | null = null;
     let badFlags = 0;
+    // free_pages_check_bad(): every test runs, the last matching reason is reported.
     if (sec.mapcount[i] !== -1) reason = "nonzero mapcount";
-    else if (sec.hasMapping() && sec.mapping[i] !== null) reason = "non-NULL mapping";
-    else if (sec.refcount[i] !== 0) reason = "nonzero _refcount";
-    else if (sec.flags[i]! & PAGE_FLAGS_CHECK_AT_FREE) {
+    if (sec.hasMapping() && sec.mapping[i] !== null) reason = "non-NULL mapping";
+    if (sec.refcount[i] !== 0) reason = "nonzero _refcount";
+    if (sec.flags[i]! & PAGE_FLAGS_CHECK_AT_FREE) {
       reason = "PAGE_FLAGS_CHECK_AT_FREE flag(s) set";
       badFlags = PAGE_FLAGS_CHECK_AT_FREE;
     }
@@ -413,8 +428,10 @@ export class PageAllocator {
 
   /** free_pages_prepare() + __free_one_page(): the block goes back, merging with free buddies. */
   free_one_page(page: Page, order: number): void {
+    // free_pages_prepare(): the tail pages are checked first, then the head page.
     let bad = false;
-    for (let p = page; p < page + (1 << order); p++) {
+    for (let k = 1; k <= 1 << order; k++) {
+      const p = k === 1 << order ? page : page + k;
       const sec = this.memmap.section(p);
       const i = p - sec.startPfn;
       if (!this.#freePagesCheck(sec, i, p)) bad = true;

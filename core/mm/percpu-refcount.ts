@@ -26,6 +26,8 @@ export class PercpuRef {
   /** The bias is still in the atomic counter: the per-CPU counts are not folded in yet. */
   #biased = false;
   #switching = false;
+  /** ref->force_atomic: PERCPU_REF_INIT_ATOMIC keeps the ref atomic across reinit. */
+  #forceAtomic = false;
   #exited = false;
   release: PercpuRefFunc | null = null;
   confirm_switch: PercpuRefFunc | null = null;
@@ -45,6 +47,8 @@ export class PercpuRef {
     this.confirm_switch = null;
     this.#exited = false;
     this.#count = 1;
+    this.#switching = false;
+    this.#forceAtomic = (flags & PERCPU_REF_INIT_ATOMIC) !== 0;
     this.#percpu = !(flags & PERCPU_REF_INIT_ATOMIC) && !(flags & PERCPU_REF_INIT_DEAD);
     this.#biased = this.#percpu;
     this.#dead = (flags & PERCPU_REF_INIT_DEAD) !== 0;
@@ -124,7 +128,16 @@ export class PercpuRef {
     this.kill_and_confirm(null);
   }
 
+  /**
+   * __percpu_ref_switch_mode()'s wait_event_lock_irq(): a switch still in progress must be
+   * confirmed first, so the caller sleeps through the grace period it is waiting for.
+   */
+  #waitForSwitch(): void {
+    if (this.#switching) this.env.sched.waitUntil(() => !this.#switching, "percpu_ref_switch_mode");
+  }
+
   #switchToAtomic(confirm: PercpuRefFunc | null): void {
+    this.#waitForSwitch();
     if (!this.#percpu) {
       if (confirm) confirm(this);
       return;
@@ -152,10 +165,17 @@ export class PercpuRef {
     this.put();
   }
 
-  /** percpu_ref_reinit(): back to percpu mode (only valid once the ref reached zero). */
+  /**
+   * percpu_ref_reinit(): WARN_ON_ONCE unless the count is zero, clear DEAD, take the
+   * initial ref again and switch back to percpu mode (unless PERCPU_REF_INIT_ATOMIC).
+   */
   reinit(): void {
+    const env = this.env;
+    if (!this.is_zero()) env.warnOnce("percpu_ref_reinit", "percpu_ref_reinit", null);
     this.#dead = false;
-    this.#count = 1;
+    this.get();
+    this.#waitForSwitch();
+    if (this.#forceAtomic || this.#percpu) return;
     this.#percpu = true;
     this.#biased = true;
   }

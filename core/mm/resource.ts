@@ -265,7 +265,46 @@ export class ResourceTree {
       if (conflict === root) break;
       if (conflict.start < res.start) res.start = conflict.start;
       if (conflict.end > res.end) res.end = conflict.end;
-      this.#env.printk(`\x016Expanded resource ${res.name ?? "<BAD>"} due to conflict with ${conflict.name ?? "<BAD>"}\n`);
+      // A plain printk() (default loglevel); %s of a NULL name prints "(null)".
+      this.#env.printk(`Expanded resource ${res.name ?? "(null)"} due to conflict with ${conflict.name ?? "(null)"}\n`);
+    }
+  }
+
+  /**
+   * reserve_region_with_split(): claim whatever of [start, end] nobody holds, as busy
+   * resources named `name`, splitting around the resources in the way.
+   */
+  reserve_region_with_split(root: Resource, start: number, end: number, name: string): void {
+    if (root.start > start || root.end < end) {
+      this.#env.printk(`\x013requested range [0x${start.toString(16)}-0x${end.toString(16)}] not in root ${formatResource(root, true)}\n`);
+      if (start > root.end || end < root.start) return;
+      end = Math.min(end, root.end);
+      start = Math.max(start, root.start);
+      this.#env.printk(`\x013fixing request to [0x${start.toString(16)}-0x${end.toString(16)}]\n`);
+    }
+    const flags = (resource_type(root) | IORESOURCE_BUSY) >>> 0;
+    let res: Resource | null = new Resource(start, end, name, flags);
+    let next: Resource | null = null;
+    while (res) {
+      const conflict: Resource | null = ResourceTree.__request_resource(root, res);
+      if (!conflict) {
+        res = next;
+        next = null;
+        continue;
+      }
+      // conflict covered whole area
+      if (conflict.start <= res.start && conflict.end >= res.end) {
+        if (next) this.#env.warnOn("__reserve_region_with_split");
+        break;
+      }
+      // failed, split and try again
+      if (conflict.start > res.start) {
+        const e = res.end;
+        res.end = conflict.start - 1;
+        if (conflict.end < e) next = new Resource(conflict.end + 1, e, name, flags);
+      } else {
+        res.start = conflict.end + 1;
+      }
     }
   }
 
@@ -367,7 +406,8 @@ export class ResourceTree {
     const width = this.root.end < 0x10000 ? 4 : 8;
     let out = "";
     for (const [r, depth] of this.walk()) {
-      const d = Math.min(depth, MAX_IORES_LEVEL - 1);
+      // r_show(): the parent walk stops after MAX_IORES_LEVEL steps, so indentation caps at depth 5.
+      const d = Math.min(depth, MAX_IORES_LEVEL);
       out += " ".repeat(d * 2) + r.start.toString(16).padStart(width, "0") + "-" + r.end.toString(16).padStart(width, "0") + " : " + (r.name ?? "<BAD>") + "\n";
     }
     return out;

@@ -1,8 +1,9 @@
 // kmalloc() on SLUB-style caches (mm/slub.c): one cache per size class, slabs are pages from
 // the buddy allocator marked PG_slab, objects up to KMALLOC_MAX_CACHE_SIZE live in slabs and
-// bigger ones are whole compound allocations (kmalloc_large). failslab applies to each call.
+// bigger ones are whole compound allocations (kmalloc_large). failslab applies to each slab
+// allocation (slab_pre_alloc_hook), not to kmalloc_large, which goes straight to the page allocator.
 
-import { __GFP_DIRECT_RECLAIM, __GFP_NOFAIL, __GFP_ZERO } from "./gfp.ts";
+import { __GFP_NOFAIL, __GFP_RECLAIM, __GFP_ZERO } from "./gfp.ts";
 import { PAGE_SIZE, type Page } from "./memmap.ts";
 import type { FaultAttr } from "../lib/fault-inject.ts";
 
@@ -64,9 +65,48 @@ export class KmemCache {
   constructor(name: string, size: number) {
     this.name = name;
     this.object_size = size;
-    this.order = size > PAGE_SIZE ? 1 : 0;
+    this.order = calculate_order(size);
     this.objects = Math.floor((PAGE_SIZE << this.order) / size);
   }
+}
+
+/** SLUB slub_max_order (PAGE_ALLOC_COSTLY_ORDER) */
+export const slub_max_order = 3;
+/** nr_cpu_ids of the emulated machine: one CPU. */
+const NR_CPU_IDS = 1;
+
+function get_order(size: number): number {
+  let order = 0;
+  while (PAGE_SIZE << order < size) order++;
+  return order;
+}
+
+/** mm/slub.c slab_order() */
+function slab_order(size: number, minObjects: number, maxOrder: number, fractLeftover: number): number {
+  let order = get_order(minObjects * size);
+  for (; order <= maxOrder; order++) {
+    const slabSize = PAGE_SIZE << order;
+    if (slabSize % size <= slabSize / fractLeftover) break;
+  }
+  return order;
+}
+
+/** mm/slub.c calculate_order() with slub_min_objects = 0 and slub_min_order = 0. */
+export function calculate_order(size: number): number {
+  let minObjects = 4 * (32 - Math.clz32(NR_CPU_IDS) + 1);
+  const maxObjects = Math.floor((PAGE_SIZE << slub_max_order) / size);
+  minObjects = Math.min(minObjects, maxObjects);
+  while (minObjects > 1) {
+    for (let fraction = 16; fraction >= 4; fraction /= 2) {
+      const order = slab_order(size, minObjects, slub_max_order, fraction);
+      if (order <= slub_max_order) return order;
+    }
+    minObjects--;
+  }
+  let order = slab_order(size, 1, slub_max_order, 1);
+  if (order <= slub_max_order) return order;
+  order = slab_order(size, 1, 10, 1);
+  return order;
 }
 
 export const ZERO_SIZE_PTR = new KBuf(0, null, -1, 16, 0, "");
@@ -88,11 +128,15 @@ export class Slub {
     throw new RangeError(`no kmalloc cache for ${size} bytes`);
   }
 
-  /** should_failslab() */
+  /**
+   * should_failslab(): `size` is the cache's object_size. 4.20 and 5.0 let ignore-gfp-wait
+   * spare every allocation with any __GFP_RECLAIM bit, GFP_ATOMIC included (narrowed to
+   * __GFP_DIRECT_RECLAIM only in 5.2).
+   */
   should_failslab(size: number, gfp: number): boolean {
     const attr = this.#env.failslab;
     if (gfp & __GFP_NOFAIL) return false;
-    if (attr.ignoreGfpReclaim && gfp & __GFP_DIRECT_RECLAIM) return false;
+    if (attr.ignoreGfpReclaim && gfp & __GFP_RECLAIM) return false;
     return attr.shouldFail(size);
   }
 
@@ -100,7 +144,6 @@ export class Slub {
   kmalloc(size: number, gfp: number, owner = "kernel"): KBuf | null {
     if (!Number.isSafeInteger(size) || size < 0) return null;
     if (size === 0) return ZERO_SIZE_PTR;
-    if (this.should_failslab(size, gfp)) return null;
     let buf: KBuf;
     if (size > KMALLOC_MAX_CACHE_SIZE) {
       const order = Math.ceil(Math.log2(Math.ceil(size / PAGE_SIZE)));
@@ -109,6 +152,7 @@ export class Slub {
       buf = new KBuf(size, null, page, 0, order, owner);
     } else {
       const cache = this.#cacheFor(size);
+      if (this.should_failslab(cache.object_size, gfp)) return null;
       let slab = cache.partial[cache.partial.length - 1];
       if (!slab) {
         const page = this.#env.alloc_pages(gfp & ~__GFP_ZERO, cache.order);
@@ -137,7 +181,8 @@ export class Slub {
   kfree(buf: KBuf | null): void {
     if (buf === null || buf === ZERO_SIZE_PTR) return;
     if (buf.freed || !this.live.has(buf)) {
-      this.#env.badFree(buf, buf.freed ? "Object already free" : "Object not allocated");
+      // SLUB free_consistency_checks(): an object that is not in use is on the slab's freelist.
+      this.#env.badFree(buf, "Object already free");
       return;
     }
     buf.freed = true;
