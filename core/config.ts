@@ -99,7 +99,7 @@ function size(field: string, v: unknown): number {
   if (typeof v === "number") n = Number.isSafeInteger(v) && v >= 0 ? v : undefined;
   else if (typeof v === "string") n = memparse(v);
   if (n === undefined) {
-    throw new ConfigError(field, `${JSON.stringify(v)} is not a size (bytes, or a number with K, M, G or T, e.g. "4G")`);
+    throw new ConfigError(field, `${JSON.stringify(v)} is not a size (bytes, or a number with K, M, G, T, P or E, e.g. "4G")`);
   }
   return n;
 }

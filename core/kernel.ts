@@ -42,6 +42,7 @@ export class Kernel {
   readonly percpuRefEnv: PercpuRefEnv;
   #state: KernelState = "booting";
   #baseline: BootBaseline | null = null;
+  #ptrKey: bigint | null = null;
 
   private constructor(config: ResolvedConfig) {
     this.config = config;
@@ -57,7 +58,14 @@ export class Kernel {
     }
     this.random = new Prandom(config.seed);
     this.taint = new Taint(this.profile.taintFlagCount, (t) => this.printk(t));
-    this.sched = new Sched({ clock: this.clock, printk: (t) => this.printk(t), taint: this.taint, release: this.profile.release });
+    this.sched = new Sched({
+      clock: this.clock,
+      printk: (t) => this.printk(t),
+      taint: this.taint,
+      release: this.profile.release,
+      frames: () => [...this.bugs.stack].reverse(),
+    });
+    this.log.owner = () => this.sched.current;
     this.bugs = new BugReporter({
       printk: (t) => this.printk(t),
       taint: this.taint,
@@ -157,6 +165,19 @@ export class Kernel {
         `space ${attr.space}, times ${attr.times}\n`,
     );
     if (attr.verbose > 1) this.bugs.dumpStack(4);
+  }
+
+  /**
+   * %p (4.15+): a pointer hashed with a per-boot key, printed as 16 hex digits of which the
+   * top 8 are zero on 64-bit, so logs do not leak addresses.
+   */
+  hashPointer(addr: bigint): string {
+    this.#ptrKey ??= BigInt(this.random.u32()) << 32n | BigInt(this.random.u32());
+    let x = (addr ^ this.#ptrKey) & 0xffffffffffffffffn;
+    x = ((x ^ (x >> 33n)) * 0xff51afd7ed558ccdn) & 0xffffffffffffffffn;
+    x = ((x ^ (x >> 33n)) * 0xc4ceb9fe1a85ec53n) & 0xffffffffffffffffn;
+    x ^= x >> 33n;
+    return (x & 0xffffffffn).toString(16).padStart(16, "0");
   }
 
   /** %pf/%ps of an emulated function: its name (" [module]" for module code, once modules exist). */

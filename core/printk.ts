@@ -63,6 +63,10 @@ export class PrintkLog {
   #nextSeq = 0;
   /** The record still open for KERN_CONT, if the last printk had no trailing newline. */
   #cont: PrintkRecord | null = null;
+  /** cont.owner: only the task that opened a line may continue it. */
+  #contOwner: unknown = null;
+  /** Who is printing (the current task); set by the kernel once it has tasks. */
+  owner: () => unknown = () => null;
   #listeners: ((rec: PrintkRecord, line: string) => void)[] = [];
   consoleLoglevel = CONSOLE_LOGLEVEL_DEFAULT;
 
@@ -94,7 +98,7 @@ export class PrintkLog {
       text = text.slice(2);
     }
     // log_output(): a KERN_CONT fragment joins the open record whatever level it names.
-    if (cont && this.#cont) {
+    if (cont && this.#cont && this.#contOwner === this.owner()) {
       this.#bytes -= recordSize(this.#cont);
       this.#cont.text += text;
       this.#bytes += recordSize(this.#cont);
@@ -112,7 +116,10 @@ export class PrintkLog {
     };
     this.#store(rec);
     if (text.endsWith("\n")) this.#emit(rec);
-    else this.#cont = rec;
+    else {
+      this.#cont = rec;
+      this.#contOwner = this.owner();
+    }
   }
 
   #closeCont(): void {

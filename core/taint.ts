@@ -62,7 +62,8 @@ export type LockdepOk = "LOCKDEP_STILL_OK" | "LOCKDEP_NOW_UNRELIABLE";
 export class Taint {
   /** TAINT_FLAGS_COUNT of the running kernel version. */
   readonly count: number;
-  #mask = 0;
+  /** tainted_mask: an unsigned long, so bits 0..63. */
+  #mask = 0n;
   /** debug_locks: cleared by the first taint that makes lockdep unreliable. */
   #debugLocks = true;
   readonly #printk: (text: string) => void;
@@ -73,21 +74,27 @@ export class Taint {
     this.#printk = printk;
   }
 
+  /** tainted_mask as a number (exact up to bit 52; /proc reads use maskString). */
   get mask(): number {
-    return this.#mask >>> 0;
+    return Number(this.#mask);
+  }
+
+  /** tainted_mask in decimal, exact for all 64 bits. */
+  get maskString(): string {
+    return this.#mask.toString();
   }
 
   test(bit: number): boolean {
-    return (this.#mask & (1 << bit)) !== 0;
+    return (this.#mask & (1n << BigInt(bit))) !== 0n;
   }
 
   /** add_taint(): bits are only ever added (T6). Bits past the flag table still set (4.20). */
   add(bit: number, lockdep: LockdepOk): void {
-    if (!Number.isInteger(bit) || bit < 0 || bit > 31) throw new RangeError(`taint bit ${bit} out of range`);
+    if (!Number.isInteger(bit) || bit < 0 || bit > 63) throw new RangeError(`taint bit ${bit} out of range`);
     if (lockdep === "LOCKDEP_NOW_UNRELIABLE" && this.debugLocksOff()) {
       this.#printk("\x014Disabling lock debugging due to kernel taint\n");
     }
-    this.#mask |= 1 << bit;
+    this.#mask |= 1n << BigInt(bit);
   }
 
   /** __debug_locks_off(): clear debug_locks; true if this call turned it off. oops_enter()
@@ -106,8 +113,8 @@ export class Taint {
 
   /** print_tainted(): "Not tainted" or "Tainted: " plus one column per flag. */
   toString(): string {
-    if (this.#mask === 0) return "Not tainted";
-    return "Tainted: " + letters(this.#mask, this.count, true);
+    if (this.#mask === 0n) return "Not tainted";
+    return "Tainted: " + letters(Number(this.#mask & 0xfffffn), this.count, true);
   }
 
   /** print_tainted_verbose()-style list of the set flags, e.g. "[P]=PROPRIETARY_MODULE". */

@@ -248,9 +248,10 @@ export class DriverCore {
     return res;
   }
 
-  /** devm_release_mem_region() */
+  /** devm_release_mem_region(): release the region, then WARN_ON if it had no devres. */
   devm_release_mem_region(dev: Device, start: number, n: number): void {
     const iomem = this.#k.mm.iomem;
+    iomem.__release_region(iomem.root, start, n);
     const idx = dev.devres.findLastIndex((dr) => dr.name === "devm_region_release" && dr.data["start"] === start && dr.data["n"] === n);
     if (idx < 0) {
       this.#k.warn({ file: "kernel/resource.c", func: "__devm_release_region" }, null);
@@ -258,7 +259,6 @@ export class DriverCore {
     }
     const [dr] = dev.devres.splice(idx, 1);
     this.devres_free(dr!);
-    iomem.__release_region(iomem.root, start, n);
   }
 
   // ---- dev_printk ------------------------------------------------------------------------

@@ -24,7 +24,7 @@ export class ProcFs {
     this.register("/proc/version", { read: () => k.banner() + "\n" });
     this.register("/proc/cmdline", { read: () => k.cmdline + "\n" });
     this.register("/proc/sys/kernel/tainted", {
-      read: () => `${k.taint.mask}\n`,
+      read: () => `${k.taint.maskString}\n`,
       write: (data) => procTaint(k, data),
     });
     this.register("/proc/sys/kernel/hung_task_timeout_secs", {
@@ -71,42 +71,87 @@ export class ProcFs {
     if (rc < 0) throw new KernelError(-rc, `write to ${path} failed: ${rc === -EINVAL ? "Invalid argument" : `error ${rc}`}`);
   }
 
-  /** debugfs fault_attr files (lib/fault-inject.c fault_create_debugfs_attr). */
+  /**
+   * debugfs fault_attr files (lib/fault-inject.c fault_create_debugfs_attr): unsigned longs
+   * and atomic_ts through simple_attr_write(), which in 4.20/5.0 takes whatever
+   * simple_strtoll() makes of the input and never fails; booleans through kstrtobool().
+   */
   #faultAttrFiles(dir: string, attr: FaultAttr): void {
-    const num = (get: () => number, set: (n: number) => void, min: number, max: number): ProcFile => ({
-      read: () => `${get()}\n`,
+    type Num = "probability" | "interval" | "times" | "space" | "verbose";
+    const ulong = (v: number) => (v < 0 ? (2n ** 64n + BigInt(v)).toString() : String(v));
+    const file = (field: Num, atomic: boolean): ProcFile => ({
+      read: () => `${atomic ? attr[field] : ulong(attr[field])}\n`,
       write: (data) => {
-        const n = Number(data.trim());
-        if (!/^-?\d+$/.test(data.trim()) || n < min || n > max) return -EINVAL;
-        set(n);
+        const v = simpleStrtoll(data);
+        attr[field] = atomic ? v | 0 : v;
         return 0;
       },
     });
-    this.register(`${dir}/probability`, num(() => attr.probability, (n) => attr.set({ probability: n }), 0, 100));
-    this.register(`${dir}/interval`, num(() => attr.interval, (n) => attr.set({ interval: n }), 1, 2 ** 31));
-    this.register(`${dir}/times`, num(() => attr.times, (n) => attr.set({ times: n }), -1, 2 ** 31));
-    this.register(`${dir}/space`, num(() => attr.space, (n) => attr.set({ space: n }), 0, 2 ** 31));
-    this.register(`${dir}/verbose`, num(() => attr.verbose, (n) => attr.set({ verbose: n }), 0, 2));
+    this.register(`${dir}/probability`, file("probability", false));
+    this.register(`${dir}/interval`, file("interval", false));
+    this.register(`${dir}/times`, file("times", true));
+    this.register(`${dir}/space`, file("space", true));
+    this.register(`${dir}/verbose`, file("verbose", false));
     this.register(`${dir}/ignore-gfp-wait`, {
       read: () => (attr.ignoreGfpReclaim ? "Y\n" : "N\n"),
       write: (data) => {
-        const v = data.trim();
-        if (!/^[YyNn10]$/.test(v)) return -EINVAL;
-        attr.set({ ignoreGfpReclaim: /^[Yy1]$/.test(v) });
+        const v = kstrtobool(data);
+        if (v === null) return -EINVAL;
+        attr.ignoreGfpReclaim = v;
         return 0;
       },
     });
   }
 }
 
-/** proc_taint(): parse an unsigned long and OR each of its bits in (bits are never cleared). */
+/**
+ * proc_taint() through proc_doulongvec_minmax(): each whitespace-separated value is read with
+ * simple_strtoul(base 0) and every set bit is added; a negative value is skipped (4.20 and
+ * 5.0 only refused it in 2021). Bits are never cleared.
+ */
 function procTaint(k: Kernel, data: string): number {
-  const s = data.trim();
-  if (!/^\d+$/.test(s)) return -EINVAL;
-  const v = Number(s);
-  if (!Number.isSafeInteger(v) || v >= 2 ** 32) return -EINVAL;
-  for (let i = 0; i < 32; i++) if (Math.floor(v / 2 ** i) % 2 === 1) k.taint.add(i, "LOCKDEP_STILL_OK");
+  for (const word of data.trim().split(/\s+/).filter(Boolean)) {
+    const neg = word.startsWith("-");
+    const v = strtoull(neg ? word.slice(1) : word);
+    if (v === null) return -EINVAL;
+    if (neg) continue;
+    for (let i = 0; i < 64; i++) if ((v >> BigInt(i)) & 1n) k.taint.add(i, "LOCKDEP_STILL_OK");
+  }
   return 0;
+}
+
+/** simple_strtoull(s, &end, 0) for a whole word: null if it has no digits or trailing junk. */
+function strtoull(s: string): bigint | null {
+  const m = /^(0[xX][0-9a-fA-F]+|0[0-7]*|[1-9][0-9]*)$/.exec(s);
+  if (!m) return null;
+  const d = m[1]!;
+  const v = /^0[xX]/.test(d) ? BigInt(d) : d.length > 1 && d[0] === "0" ? BigInt("0o" + d.slice(1)) : BigInt(d);
+  return v & 0xffffffffffffffffn;
+}
+
+/** simple_strtoll(s, NULL, 0) as simple_attr_write() uses it: junk reads as 0, never an error. */
+export function simpleStrtoll(s: string): number {
+  const m = /^\s*([+-]?)(0[xX][0-9a-fA-F]+|0[0-7]*|[1-9][0-9]*)?/.exec(s)!;
+  const d = m[2];
+  if (!d) return 0;
+  const v = /^0[xX]/.test(d) ? Number.parseInt(d.slice(2), 16) : d.length > 1 && d[0] === "0" ? Number.parseInt(d.slice(1), 8) : Number(d);
+  return m[1] === "-" ? -v : v;
+}
+
+/** kstrtobool() (4.20): the first character decides; "on"/"off" look at the second. */
+export function kstrtobool(s: string): boolean | null {
+  switch (s[0]) {
+    case "y": case "Y": case "1":
+      return true;
+    case "n": case "N": case "0":
+      return false;
+    case "o": case "O":
+      if (s[1] === "n" || s[1] === "N") return true;
+      if (s[1] === "f" || s[1] === "F") return false;
+      return null;
+    default:
+      return null;
+  }
 }
 
 function kb(pages: number): string {

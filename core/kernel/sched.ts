@@ -30,6 +30,8 @@ export interface SchedEnv {
   clock: Clock;
   printk(text: string): void;
   taint: Taint;
+  /** The emulated call chain of the current task, innermost first (for show_stack()). */
+  frames(): string[];
   release: string;
 }
 
@@ -108,6 +110,10 @@ export class Sched {
       env.printk(`\x013INFO: task ${t.comm}:${t.pid} blocked for more than ${timeout} seconds.\n`);
       env.printk(`\x013      ${env.taint} ${env.release} #1\n`);
       env.printk(`\x013"echo 0 > /proc/sys/kernel/hung_task_timeout_secs" disables this message.\n`);
+      // sched_show_task(): comm, state D, free stack, pid, ppid, flags; then its stack.
+      env.printk(`\x016${t.comm.padEnd(15)} D${"0".padStart(5)} ${String(t.pid).padStart(5)} ${"1".padStart(6)} 0x00000000\n`);
+      env.printk("\x014Call Trace:\n");
+      for (const f of ["__schedule", "schedule", "schedule_timeout", what, ...env.frames()]) env.printk(`\x014 ${f}\n`);
     }
     throw new HungTaskError(t, what);
   }

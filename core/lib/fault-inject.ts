@@ -3,28 +3,20 @@
 
 import type { Prandom } from "./random.ts";
 
-export interface FaultAttrSettings {
-  /** Percent chance of failing a call that gets this far (0 disables the attribute). */
-  probability?: number;
-  /** Fail only every interval-th call. */
-  interval?: number;
-  /** How many failures to inject; -1 for no limit. */
-  times?: number;
-  /** Bytes to let through before failing. */
-  space?: number;
-  /** 0 silent, 1 message, 2 message and stack (default 2). */
-  verbose?: number;
-  /** failslab only: also fail allocations that may sleep (ignore-gfp-wait=N). */
-  ignoreGfpReclaim?: boolean;
-}
-
+/** struct fault_attr, as FAULT_ATTR_INITIALIZER leaves it. Its debugfs files set the fields. */
 export class FaultAttr {
   readonly name: string;
+  /** Percent chance of failing a call that gets this far; 0 disables the attribute. */
   probability = 0;
+  /** Only every interval-th call that gets this far can fail. */
   interval = 1;
+  /** Failures left to inject; -1 for no limit. */
   times = 1;
+  /** Bytes to let through before failing. */
   space = 0;
+  /** 0 silent, 1 the FAULT_INJECTION lines, 2 those and a stack dump. */
   verbose = 2;
+  /** failslab: allocations that may reclaim are never failed (ignore-gfp-wait). */
   ignoreGfpReclaim = true;
   #count = 0;
   readonly #random: Prandom;
@@ -34,16 +26,6 @@ export class FaultAttr {
     this.name = name;
     this.#random = random;
     this.#report = report;
-  }
-
-  set(s: FaultAttrSettings): void {
-    if (s.probability !== undefined) this.probability = checkInt("probability", s.probability, 0, 100);
-    if (s.interval !== undefined) this.interval = checkInt("interval", s.interval, 1, 2 ** 31);
-    if (s.times !== undefined) this.times = checkInt("times", s.times, -1, 2 ** 31);
-    if (s.space !== undefined) this.space = checkInt("space", s.space, 0, 2 ** 31);
-    if (s.verbose !== undefined) this.verbose = checkInt("verbose", s.verbose, 0, 2);
-    if (s.ignoreGfpReclaim !== undefined) this.ignoreGfpReclaim = s.ignoreGfpReclaim;
-    this.#count = 0;
   }
 
   /** should_fail() */
@@ -63,9 +45,4 @@ export class FaultAttr {
     if (this.times !== -1) this.times--;
     return true;
   }
-}
-
-function checkInt(name: string, v: number, min: number, max: number): number {
-  if (!Number.isInteger(v) || v < min || v > max) throw new RangeError(`fault injection ${name}: ${v} is not an integer from ${min} to ${max}`);
-  return v;
 }

@@ -18,6 +18,14 @@ export interface E820Entry {
   type: number;
 }
 
+/** The modelled kernel image: where "Kernel code/data/bss" sit in /proc/iomem. */
+export const KERNEL_IMAGE = {
+  code: { start: 0x01000000, end: 0x01a031d0 },
+  data: { start: 0x01a031d1, end: 0x0226c77f },
+  bss: { start: 0x024f5000, end: 0x027fffff },
+  rodataKb: 3560,
+  initKb: 1440,
+} as const;
 /** Where QEMU's pc machine splits RAM around the 32-bit PCI hole (pc_init1(): RAM of 3.5 GiB
  *  or more is split at 3 GiB, gigabyte_align; anything smaller stays below 4 GiB whole). */
 const LOWMEM_LIMIT = 3 * SZ_1G;
@@ -123,9 +131,13 @@ export function buildE820(cfg: ResolvedConfig): E820Entry[] {
       if (overlap(span, other)) throw new ConfigError(span.field, `${formatMemRange(span.start, span.end - 1)} overlaps ${other.field} ${formatMemRange(other.start, other.end - 1)}`);
     }
   };
+  const image = { start: KERNEL_IMAGE.code.start, end: KERNEL_IMAGE.bss.end + 1 };
   for (const r of cfg.reserved) {
     const span = { start: r.start, end: r.start + r.size, field: `reserved[${r.index}]` };
     checkSpan(span);
+    if (overlap(span, { ...image, field: "" })) {
+      throw new ConfigError(span.field, `${formatMemRange(span.start, span.end - 1)} overlaps the kernel image ${formatMemRange(image.start, image.end - 1)}`);
+    }
     for (const f of fixed) {
       if (f.field !== "System RAM" && overlap(span, f)) {
         throw new ConfigError(span.field, `${formatMemRange(span.start, span.end - 1)} overlaps the ${f.field} range ${formatMemRange(f.start, f.end - 1)}`);

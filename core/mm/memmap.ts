@@ -94,6 +94,9 @@ export class MemSection {
   hasPrivate(): boolean {
     return this.#private !== null;
   }
+  hasIndex(): boolean {
+    return this.#index !== null;
+  }
 
   /** Leave [from, to) in the state of struct pages nobody initialised (0xff poison). */
   poison(from: number, to: number): void {

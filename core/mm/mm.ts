@@ -7,11 +7,14 @@ import type { Kernel } from "../kernel.ts";
 import { FaultAttr } from "../lib/fault-inject.ts";
 import { TAINT_BAD_PAGE } from "../taint.ts";
 import {
-  buildE820, E820_TYPE_PMEM, E820_TYPE_PRAM, E820_TYPE_RAM, e820TypeName, e820TypeText, formatMemRange, type E820Entry,
+  buildE820, E820_TYPE_PMEM, KERNEL_IMAGE, E820_TYPE_PRAM, E820_TYPE_RAM, e820TypeName, e820TypeText, formatMemRange, type E820Entry,
 } from "./e820.ts";
 import { formatGfp, GFP_KERNEL, __GFP_NOWARN } from "./gfp.ts";
+import { HZ } from "../clock.ts";
+import { Ratelimit } from "../lib/ratelimit.ts";
+import { show_mem } from "./show_mem.ts";
 import {
-  Memmap, MemSection, pagePointer, PAGE_SIZE, PAGES_PER_SECTION, PFN_PHYS, ZONE_DEVICE, ZONE_POISON, type Page,
+  Memmap, MemSection, pagePointer, PAGE_SIZE, PAGES_PER_SECTION, PFN_PHYS, STRUCT_PAGE_SIZE, VMEMMAP_START, ZONE_DEVICE, ZONE_POISON, type Page,
 } from "./memmap.ts";
 import type { HotplugRange } from "./memory_hotplug.ts";
 import {
@@ -26,14 +29,6 @@ import {
 } from "./resource.ts";
 import { Slub, type KBuf } from "./slab.ts";
 
-/** The modelled kernel image: where "Kernel code/data/bss" sit in /proc/iomem. */
-export const KERNEL_IMAGE = {
-  code: { start: 0x01000000, end: 0x01a031d0 },
-  data: { start: 0x01a031d1, end: 0x0226c77f },
-  bss: { start: 0x024f5000, end: 0x027fffff },
-  rodataKb: 3560,
-  initKb: 1440,
-} as const;
 /** Each present section's memmap is one 2 MiB vmemmap block (64 bytes x 32768 pages). */
 const MEMMAP_PER_SECTION = 2 << 20;
 
@@ -56,7 +51,13 @@ export class MM {
   /** CONFIG_DEBUG_VM */
   readonly debugVm: boolean;
   #badPageShown = 0;
+  #badPageUnshown = 0;
   #badPageResume = 0;
+  /** nopage_rs: warn_alloc() reports at most 10 per 5 s. */
+  readonly #nopageRs = new Ratelimit();
+  /** Stable kernel addresses for emulated objects that %px prints (mappings, anon_vmas). */
+  readonly #kptrs = new WeakMap<object, bigint>();
+  #nextKptr = 0xffff888100000000n;
 
   constructor(k: Kernel) {
     this.k = k;
@@ -85,6 +86,9 @@ export class MM {
     this.pageAlloc = new PageAllocator(this.memmap, { memory, reserved }, {
       badPage: (page, reason, flags) => this.bad_page(page, reason, flags),
       allocFailure: (gfp, order) => this.#warnAlloc(gfp, order),
+      orderTooBig: (gfp) => {
+        if (!(gfp & __GFP_NOWARN)) k.warnOnce("__alloc_pages_nodemask:order", { file: "mm/page_alloc.c", func: "__alloc_pages_nodemask" }, null);
+      },
       clearPage: (page, nr) => this.physmem.clear(page, nr),
     });
     this.deviceZone = this.pageAlloc.zones[ZONE_DEVICE]!;
@@ -99,7 +103,7 @@ export class MM {
         const i = page - sec.startPfn;
         sec.flags[i] = on ? sec.flags[i]! | (1 << PG_slab) : sec.flags[i]! & ~(1 << PG_slab);
       },
-      zero: (phys, len) => this.physmem.write(phys, new Uint8Array(len)),
+      zero: (phys, len) => this.physmem.zero(phys, len),
       failslab: this.failslab,
       badFree: (buf, why) => this.#badFree(buf, why),
     });
@@ -325,7 +329,6 @@ export class MM {
       this.memremap.put_dev_pagemap(this.memremap.pgmapOf(sec.pgmap[i]!) ?? null);
       return;
     }
-    if (sec.hasMapping()) sec.mapping[i] = null;
     this.pageAlloc.free_one_page(page, 0);
   }
 
@@ -339,10 +342,7 @@ export class MM {
     const sec = this.memmap.section(page);
     const i = page - sec.startPfn;
     if (this.debugVm && sec.refcount[i] === 0) this.#vmBugOnPage(page, "page_ref_count(page) == 0");
-    if (--sec.refcount[i]! === 0) {
-      if (sec.hasMapping()) sec.mapping[i] = null;
-      this.pageAlloc.free_one_page(page, order);
-    }
+    if (--sec.refcount[i]! === 0) this.pageAlloc.free_one_page(page, order);
   }
 
   kmalloc(size: number, gfp: number = GFP_KERNEL, owner?: string): KBuf | null {
@@ -370,28 +370,48 @@ export class MM {
         k.printk(`\x010page:${pagePointer(page)} is uninitialized and poisoned\n`);
       } else {
         const mapcount = flags & (1 << PG_slab) ? 0 : sec.mapcount[i]! + 1;
-        const mapping = sec.hasMapping() && sec.mapping[i] !== null ? "(mapping)" : "0000000000000000";
-        const index = sec.index[i] ?? 0;
+        const mapping = this.kptr(sec.hasMapping() ? sec.mapping[i] : null);
+        const index = sec.hasIndex() ? sec.index[i]! : 0;
         k.printk(`\x010page:${pagePointer(page)} count:${sec.refcount[i]} mapcount:${mapcount} mapping:${mapping} index:0x${index.toString(16)}\n`);
         k.printk(`\x010flags: 0x${pageFlagsWord(sec.zone[i]!, flags).toString(16)}(${formatPageFlags(flags)})\n`);
       }
-      const words = rawWords(sec, page - sec.startPfn);
+      const words = rawWords(sec, page - sec.startPfn, (o) => this.kptr(o));
       k.printk(`\x011raw: ${words.slice(0, 4).join(" ")}\n`);
       k.printk(`\x011raw: ${words.slice(4).join(" ")}\n`);
     }
     if (reason) k.printk(`\x011page dumped because: ${reason}\n`);
   }
 
+  /** %px of an emulated kernel object: a stable linear-map address, or zeros for null. */
+  kptr(o: unknown): string {
+    if (typeof o !== "object" || o === null) return "0000000000000000";
+    let a = this.#kptrs.get(o);
+    if (a === undefined) {
+      a = this.#nextKptr;
+      this.#nextKptr += 0x100n;
+      this.#kptrs.set(o, a);
+    }
+    return a.toString(16);
+  }
+
   /** bad_page(): report, leave the page out of circulation, taint B (60 reports a minute). */
   bad_page(page: Page, reason: string, badFlags: number): void {
     const k = this.k;
     const now = k.clock.jiffies;
-    if (this.#badPageShown === 60 && now < this.#badPageResume) {
-      k.taint.add(TAINT_BAD_PAGE, "LOCKDEP_NOW_UNRELIABLE");
-      return;
+    if (this.#badPageShown === 60) {
+      if (now < this.#badPageResume) {
+        this.#badPageUnshown++;
+        this.memmap.section(page).mapcount[page - this.memmap.section(page).startPfn] = -1;
+        k.taint.add(TAINT_BAD_PAGE, "LOCKDEP_NOW_UNRELIABLE");
+        return;
+      }
+      if (this.#badPageUnshown) {
+        k.printk(`\x011BUG: Bad page state: ${this.#badPageUnshown} messages suppressed\n`);
+        this.#badPageUnshown = 0;
+      }
+      this.#badPageShown = 0;
     }
-    if (this.#badPageShown === 60) this.#badPageShown = 0;
-    if (this.#badPageShown++ === 0) this.#badPageResume = now + 60 * 250;
+    if (this.#badPageShown++ === 0) this.#badPageResume = now + 60 * HZ;
     k.printk(`\x011BUG: Bad page state in process ${k.sched.current.comm}  pfn:${page.toString(16).padStart(5, "0")}\n`);
     this.dump_page(page, reason);
     const sec = this.memmap.section(page);
@@ -428,23 +448,38 @@ export class MM {
     );
   }
 
+  /**
+   * A bad kfree() on a slab object, reported as SLUB's sanity checks (slub_debug=F) do:
+   * object_err() then slab_fix(); the object is not freed again.
+   */
   #badFree(buf: KBuf, why: string): void {
     const k = this.k;
-    const cache = buf.cache ? buf.cache.name : "kmalloc-large";
-    k.printk(`\x013=============================================================================\n`);
-    k.printk(`\x013BUG ${cache} (${k.taint}): ${why}\n`);
-    k.printk(`\x013-----------------------------------------------------------------------------\n`);
-    k.printk(`\x013INFO: Slab 0x${pagePointer(buf.page)} objects=${buf.cache?.objects ?? 1} used=? fp=0x${hex(buf.phys)}\n`);
+    const cache = buf.cache!;
+    const slab = cache.slabs.get(buf.page);
+    const sec = this.memmap.section(buf.page);
+    const flags = pageFlagsWord(sec.zone[buf.page - sec.startPfn]!, sec.flags[buf.page - sec.startPfn]!);
+    const va = (phys: number) => k.profile.pageOffset + BigInt(phys);
+    const objPtr = k.hashPointer(va(buf.phys));
+    const freelist = slab && slab.free.length ? k.hashPointer(va(buf.page * PAGE_SIZE + slab.free[slab.free.length - 1]! * cache.object_size)) : "0000000000000000";
+    k.printk("\x013=============================================================================\n");
+    k.printk(`\x013BUG ${cache.name} (${k.taint}): ${why}\n`);
+    k.printk("\x013-----------------------------------------------------------------------------\n\n");
     k.taint.add(TAINT_BAD_PAGE, "LOCKDEP_NOW_UNRELIABLE");
-    k.bugs.dumpStack(4, ["kfree"]);
+    k.printk(`\x013INFO: Slab 0x${k.hashPointer(VMEMMAP_START + BigInt(buf.page) * BigInt(STRUCT_PAGE_SIZE))} objects=${cache.objects} used=${slab?.inuse ?? 0} fp=0x${freelist} flags=0x${flags.toString(16).padStart(4, "0")}\n`);
+    k.printk(`\x013INFO: Object 0x${objPtr} @offset=${buf.offset} fp=0x${freelist}\n\n`);
+    k.bugs.dumpStack(4, ["free_debug_processing", "kfree"]);
+    k.printk(`\x013FIX ${cache.name}: Object at 0x${objPtr} not freed\n`);
   }
 
-  /** warn_alloc(): "page allocation failure" unless __GFP_NOWARN. */
+  /** warn_alloc(): "page allocation failure" unless __GFP_NOWARN, at most 10 per 5 s. */
   #warnAlloc(gfp: number, order: number): void {
-    if (gfp & __GFP_NOWARN) return;
     const k = this.k;
-    k.printk(`\x014${k.sched.current.comm}: page allocation failure: order:${order}, mode:0x${(gfp >>> 0).toString(16)}(${formatGfp(gfp)}), nodemask=(null)\n`);
+    if (gfp & __GFP_NOWARN || !this.#nopageRs.allow(k.clock.jiffies, "warn_alloc", (t) => k.printk(t))) return;
+    const comm = k.sched.current.comm;
+    k.printk(`\x014${comm}: page allocation failure: order:${order}, mode:0x${(gfp >>> 0).toString(16)}(${formatGfp(gfp)}), nodemask=(null)\n`);
+    k.printk(`\x016${comm} cpuset=/ mems_allowed=0\n`);
     k.bugs.dumpStack(4, ["warn_alloc"]);
+    show_mem(this);
   }
 }
 
@@ -455,13 +490,15 @@ function pageFlagsWord(zone: number, flags: number): bigint {
 }
 
 /** The eight words of struct page that dump_page prints as "raw:". */
-function rawWords(sec: MemSection, i: number): string[] {
+function rawWords(sec: MemSection, i: number, kptr: (o: unknown) => string): string[] {
   const h = (n: bigint) => n.toString(16).padStart(16, "0");
   const u32 = (n: number) => BigInt(n >>> 0);
   const flags = pageFlagsWord(sec.zone[i]!, sec.flags[i]!);
   const priv = sec.hasPrivate() ? BigInt(Math.trunc(sec.private[i]!)) : 0n;
   const counts = (u32(sec.refcount[i]!) << 32n) | u32(sec.mapcount[i]!);
   const lru = sec.zone[i] === ZONE_DEVICE && sec.pgmap[i] ? BigInt(sec.pgmap[i]!) : 0n;
-  return [h(flags), h(lru), h(0n), h(0n), h(0n), h(priv), h(counts), h(0n)];
+  const mapping = kptr(sec.hasMapping() ? sec.mapping[i] : null);
+  const index = sec.hasIndex() ? BigInt(Math.trunc(sec.index[i]!)) : 0n;
+  return [h(flags), h(lru), h(0n), mapping, h(index), h(priv), h(counts), h(0n)];
 }
 

@@ -82,6 +82,8 @@ export class Zone {
 export interface PageAllocEnv {
   badPage(page: Page, reason: string, badFlags: number): void;
   allocFailure(gfp: number, order: number): void;
+  /** __alloc_pages_nodemask(): WARN_ON_ONCE(!(gfp & __GFP_NOWARN)) for order >= MAX_ORDER. */
+  orderTooBig(gfp: number): void;
   clearPage(page: Page, nr: number): void;
 }
 
@@ -346,7 +348,7 @@ export class PageAllocator {
    */
   alloc_pages(gfp: number, order: number): Page {
     if (!Number.isInteger(order) || order < 0 || order >= MAX_ORDER) {
-      this.#env.allocFailure(gfp, order);
+      this.#env.orderTooBig(gfp);
       return -1;
     }
     const highest = gfp_zone(gfp);
@@ -428,7 +430,10 @@ export class PageAllocator {
 
   /** free_pages_prepare() + __free_one_page(): the block goes back, merging with free buddies. */
   free_one_page(page: Page, order: number): void {
-    // free_pages_prepare(): the tail pages are checked first, then the head page.
+    // free_pages_prepare(): an anonymous (PageMappingFlags) head drops its mapping; the tail
+    // pages are checked first, then the head page.
+    const head = this.memmap.section(page);
+    if (head.hasMapping() && isAnonMapping(head.mapping[page - head.startPfn])) head.mapping[page - head.startPfn] = null;
     let bad = false;
     for (let k = 1; k <= 1 << order; k++) {
       const p = k === 1 << order ? page : page + k;
@@ -554,6 +559,11 @@ export class PageAllocator {
     }
     return problems;
   }
+}
+
+/** PageMappingFlags(): page->mapping carries PAGE_MAPPING_ANON (an anon_vma, not a file). */
+export function isAnonMapping(m: unknown): boolean {
+  return typeof m === "object" && m !== null && (m as { anon?: unknown }).anon === true;
 }
 
 function ctz(n: number): number {

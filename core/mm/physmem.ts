@@ -47,6 +47,19 @@ export class PhysMem {
     for (let i = 0; i < nr; i++) this.#pages.delete(pfn + i);
   }
 
+  /** memset(0) over a physical range; pages never written stay unallocated. */
+  zero(phys: number, len: number): void {
+    let off = 0;
+    while (off < len) {
+      const pa = phys + off;
+      const pfn = Math.floor(pa / PAGE_SIZE);
+      const o = pa - pfn * PAGE_SIZE;
+      const n = Math.min(PAGE_SIZE - o, len - off);
+      this.#pages.get(pfn)?.fill(0, o, o + n);
+      off += n;
+    }
+  }
+
   /** copy_highpage() */
   copyPage(dst: Page, src: Page): void {
     const s = this.#pages.get(src);

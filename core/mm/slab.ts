@@ -181,6 +181,9 @@ export class Slub {
   kfree(buf: KBuf | null): void {
     if (buf === null || buf === ZERO_SIZE_PTR) return;
     if (buf.freed || !this.live.has(buf)) {
+      // kmalloc_large: kfree() hands the pages straight back, so the page allocator trips
+      // over the second free (VM_BUG_ON_PAGE on a zero refcount).
+      if (!buf.cache) return this.#env.free_pages(buf.page, buf.order);
       // SLUB free_consistency_checks(): an object that is not in use is on the slab's freelist.
       this.#env.badFree(buf, "Object already free");
       return;

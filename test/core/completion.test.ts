@@ -170,10 +170,11 @@ describe("wait_for_completion", () => {
     expect(e.task).toEqual({ pid, comm: "mytask" });
     expect(e.message).toBe(`task mytask:${pid} blocked forever in wait_for_completion`);
     expect(pid).toBeGreaterThan(1);
-    expect(raw(k, since)).toEqual([
+    expect(raw(k, since).slice(0, 4)).toEqual([
       `<3>INFO: task mytask:${pid} blocked for more than 120 seconds.`,
       "<3>      Not tainted 5.0.0 #1",
       '<3>"echo 0 > /proc/sys/kernel/hung_task_timeout_secs" disables this message.',
+      `<6>mytask          D    0 ${String(pid).padStart(5)}      1 0x00000000`,
     ]);
     expect(HUNG_TASK_TIMEOUT_SECS).toBe(120);
     expect(k.clock.now() - t0).toBe(120 * NSEC_PER_SEC);
@@ -218,7 +219,8 @@ describe("wait_for_completion", () => {
     const reports = messages(k, since).filter((m) => m.startsWith("INFO: task"));
     expect(reports).toHaveLength(10);
     expect(reports.at(-1)).toMatch(/^INFO: task t9:\d+ blocked/);
-    expect(messages(k, since)).toHaveLength(30);
+    // Each report: three lines, then sched_show_task()'s task line, "Call Trace:" and 4 frames.
+    expect(messages(k, since)).toHaveLength(10 * 9);
     expect(k.clock.now() - t0).toBe(12 * 120 * NSEC_PER_SEC);
   });
 
@@ -261,7 +263,7 @@ describe("wait_for_completion", () => {
     const m = messages(k, since);
     expect(m[1]).toBe("percpu ref (dev_pagemap_percpu_release) <= 0 (0) after switching to atomic");
     expect(m[2]).toBe(`WARNING: CPU: 0 PID: ${pid} at lib/percpu-refcount.c percpu_ref_switch_to_atomic_rcu`);
-    expect(m.slice(-3)).toEqual([
+    expect(m.slice(-9, -6)).toEqual([
       `INFO: task ndctl:${pid} blocked for more than 120 seconds.`,
       "      Tainted: G        W         5.0.0 #1",
       '"echo 0 > /proc/sys/kernel/hung_task_timeout_secs" disables this message.',
@@ -317,5 +319,40 @@ describe("RCU callbacks", () => {
     const nested = k.sched.runAs("outer", () => k.sched.runAs("inner", () => k.sched.current.comm));
     expect(nested).toBe("inner");
     expect(k.sched.current).toBe(before);
+  });
+});
+
+describe("the hung task's stack (sched_show_task)", () => {
+  it("follows the report with comm, state D, pid and the blocked call chain", async () => {
+    const k = await boot();
+    const seq = k.log.nextSeq;
+    let pid = 0;
+    expect(() =>
+      k.sched.runAs("waiter", () => {
+        pid = k.sched.current.pid;
+        k.bugs.frame("my_probe", () => wait_for_completion(k.sched, new Completion()));
+      }),
+    ).toThrow(HungTaskError);
+    const lines = messages(k, seq);
+    expect(lines.slice(3)).toEqual([
+      `waiter          D    0 ${String(pid).padStart(5)}      1 0x00000000`,
+      "Call Trace:",
+      " __schedule",
+      " schedule",
+      " schedule_timeout",
+      " wait_for_completion",
+      " my_probe",
+    ]);
+  });
+
+  it("writing 0 to hung_task_timeout_secs silences the report; the wait still never ends", async () => {
+    const k = await boot();
+    k.write("/proc/sys/kernel/hung_task_timeout_secs", "0");
+    const seq = k.log.nextSeq;
+    const t0 = k.clock.now();
+    expect(() => wait_for_completion(k.sched, new Completion())).toThrow(HungTaskError);
+    expect(messages(k, seq)).toEqual([]);
+    expect(k.clock.now()).toBe(t0);
+    expect(() => k.write("/proc/sys/kernel/hung_task_timeout_secs", "soon")).toThrow(/Invalid argument/);
   });
 });

@@ -15,7 +15,7 @@ const T = 2 ** 40;
 const P = 2 ** 50;
 
 const TOP_KEYS = "version, memory, pmem, reserved, physBits, seed, logBufLen, console, debugVm";
-const SIZE_HINT = '(bytes, or a number with K, M, G or T, e.g. "4G")';
+const SIZE_HINT = '(bytes, or a number with K, M, G, T, P or E, e.g. "4G")';
 
 /**
  * Boot `cfg`, which must fail: Kernel.boot() itself returns a promise (it does not throw at the
@@ -395,5 +395,15 @@ describe("after a failed boot", () => {
     const k = await boot(good);
     expect(k.config.pmem[0]!.start).toBe(4 * G);
     expect(good).toEqual({ pmem: [{ size: "1G" }] });
+  });
+});
+
+describe("the kernel image", () => {
+  it("refuses a reserved range over the kernel image at 16 MiB", async () => {
+    await expectConfigError(
+      { reserved: [{ start: "0x2000000", size: "1M" }] },
+      "reserved[0]",
+      "[mem 0x0000000002000000-0x00000000020fffff] overlaps the kernel image [mem 0x0000000001000000-0x00000000027fffff]",
+    );
   });
 });

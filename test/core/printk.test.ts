@@ -369,3 +369,21 @@ describe("determinism", () => {
     expect(BigInt("0x" + traceIds[1]!)).toBe((BigInt("0x" + traceIds[0]!) + 1n) & 0xffffffffffffffffn);
   });
 });
+
+describe("continuation lines belong to the task that opened them", () => {
+  it("a KERN_CONT from another task starts a record of its own", async () => {
+    const k = await boot();
+    const seq = k.log.nextSeq;
+    k.sched.runAs("a", () => k.printk("\x016first part"));
+    k.sched.runAs("b", () => k.printk("\x01c from b\n"));
+    expect(k.log.messages(seq)).toEqual(["first part", " from b"]);
+  });
+
+  it("the same task continues its own line", async () => {
+    const k = await boot();
+    const seq = k.log.nextSeq;
+    k.printk("\x016first part");
+    k.printk("\x01c, second part\n");
+    expect(k.log.messages(seq)).toEqual(["first part, second part"]);
+  });
+});

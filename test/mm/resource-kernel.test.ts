@@ -289,3 +289,19 @@ describe("region_intersects on the boot layout", () => {
     iomem.release_mem_region(0x180000000, 128 * M);
   });
 });
+
+describe("devm_release_mem_region()", () => {
+  it("releases the region first and WARNs when the device had no devres for it", async () => {
+    const k = await boot();
+    let dev!: Parameters<Parameters<typeof bindDevice>[2]>[0];
+    bindDevice(k, "plain", (d) => {
+      dev = d;
+      return 0;
+    });
+    // Taken without devm: the kernel still frees it, then WARN_ON(devres_destroy(...)).
+    expect(k.mm.iomem.request_mem_region(0x100000000, 0x1000, "plain")).not.toBeNull();
+    k.base.devm_release_mem_region(dev, 0x100000000, 0x1000);
+    expect(k.read("/proc/iomem")).not.toContain(": plain");
+    expect(k.log.messages()).toContain("WARNING: CPU: 0 PID: 1 at kernel/resource.c __devm_release_region");
+  });
+});
