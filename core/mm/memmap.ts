@@ -4,6 +4,7 @@
 // page_to_pfn() and pfn_to_page() are plain arithmetic, so the pfn is the page.
 
 import { PAGE_POISON_PATTERN } from "./page-flags.ts";
+import { findRange } from "../lib/ranges.ts";
 
 export const PAGE_SHIFT = 12;
 export const PAGE_SIZE = 1 << PAGE_SHIFT;
@@ -166,17 +167,7 @@ export class Memmap {
 
   /** The present range holding `pfn`, if any (binary search). */
   rangeOf(pfn: number): MemmapRange | undefined {
-    const r = this.#ranges;
-    let lo = 0;
-    let hi = r.length - 1;
-    while (lo <= hi) {
-      const mid = (lo + hi) >>> 1;
-      const m = r[mid]!;
-      if (pfn < m.startPfn) hi = mid - 1;
-      else if (pfn >= m.endPfn) lo = mid + 1;
-      else return m;
-    }
-    return undefined;
+    return findRange(this.#ranges, pfn, (r) => r.startPfn, (r) => r.endPfn);
   }
 
   /** pfn_valid(): the pfn lies in a present section (section granularity, as in 4.20). */

@@ -3,6 +3,7 @@
 // R2.3-R2.9), get_dev_pagemap()/put_dev_pagemap() and the devmap-managed put_page() path.
 
 import { EINVAL, ENOMEM, ENXIO } from "../errno.ts";
+import { findRange } from "../lib/ranges.ts";
 import type { Device } from "../base/device.ts";
 import { GFP_KERNEL } from "./gfp.ts";
 import {
@@ -88,17 +89,7 @@ export class PgmapArray {
 
   /** xa_load() */
   load(pfn: number): DevPagemap | null {
-    const r = this.#entries;
-    let lo = 0;
-    let hi = r.length - 1;
-    while (lo <= hi) {
-      const mid = (lo + hi) >>> 1;
-      const e = r[mid]!;
-      if (pfn < e.first) hi = mid - 1;
-      else if (pfn > e.last) lo = mid + 1;
-      else return e.pgmap;
-    }
-    return null;
+    return findRange(this.#entries, pfn, (e) => e.first, (e) => e.last + 1)?.pgmap ?? null;
   }
 
   entries(): readonly { first: number; last: number; pgmap: DevPagemap }[] {

@@ -251,6 +251,16 @@ export class MM {
 
   // ---- struct page references ------------------------------------------------------------
 
+  /** ZERO_PAGE(): the shared page of zeroes that read faults on anonymous memory map. */
+  ZERO_PAGE(): Page {
+    return this.zeroPfn;
+  }
+
+  /** is_zero_pfn() */
+  is_zero_pfn(pfn: number): boolean {
+    return pfn === this.zeroPfn;
+  }
+
   /** page_ref_count() */
   page_ref_count(page: Page): number {
     const sec = this.memmap.section(page);

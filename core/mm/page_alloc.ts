@@ -8,6 +8,7 @@
 // LIFO lists hand them out after boot) when the lists run dry.
 
 import { __GFP_ZERO, gfp_zone } from "./gfp.ts";
+import { findRange } from "../lib/ranges.ts";
 import {
   Memmap, MemSection, PAGES_PER_SECTION, ZONE_DEVICE, ZONE_DMA, ZONE_DMA32, ZONE_MOVABLE, ZONE_NAMES, ZONE_NORMAL,
   type MemmapRange, type Page,
@@ -95,16 +96,7 @@ export interface MemblockLayout {
 }
 
 function inRanges(ranges: readonly PfnRange[], pfn: number): boolean {
-  let lo = 0;
-  let hi = ranges.length - 1;
-  while (lo <= hi) {
-    const mid = (lo + hi) >>> 1;
-    const r = ranges[mid]!;
-    if (pfn < r.start) hi = mid - 1;
-    else if (pfn >= r.end) lo = mid + 1;
-    else return true;
-  }
-  return false;
+  return findRange(ranges, pfn, (r) => r.start, (r) => r.end) !== undefined;
 }
 
 /** [a] minus every range of [cuts] (both sorted). */

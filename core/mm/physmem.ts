@@ -49,15 +49,7 @@ export class PhysMem {
 
   /** memset(0) over a physical range; pages never written stay unallocated. */
   zero(phys: number, len: number): void {
-    let off = 0;
-    while (off < len) {
-      const pa = phys + off;
-      const pfn = Math.floor(pa / PAGE_SIZE);
-      const o = pa - pfn * PAGE_SIZE;
-      const n = Math.min(PAGE_SIZE - o, len - off);
-      this.#pages.get(pfn)?.fill(0, o, o + n);
-      off += n;
-    }
+    forEachPage(phys, len, (pfn, o, n) => this.#pages.get(pfn)?.fill(0, o, o + n));
   }
 
   /** copy_highpage() */
@@ -69,33 +61,31 @@ export class PhysMem {
 
   read(phys: number, len: number): Uint8Array {
     const out = new Uint8Array(len);
-    let off = 0;
-    while (off < len) {
-      const pa = phys + off;
-      const pfn = Math.floor(pa / PAGE_SIZE);
-      const o = pa - pfn * PAGE_SIZE;
-      const n = Math.min(PAGE_SIZE - o, len - off);
+    forEachPage(phys, len, (pfn, o, n, off) => {
       const p = this.#pages.get(pfn);
       if (p) out.set(p.subarray(o, o + n), off);
-      off += n;
-    }
+    });
     return out;
   }
 
   write(phys: number, data: Uint8Array): void {
-    let off = 0;
-    while (off < data.length) {
-      const pa = phys + off;
-      const pfn = Math.floor(pa / PAGE_SIZE);
-      const o = pa - pfn * PAGE_SIZE;
-      const n = Math.min(PAGE_SIZE - o, data.length - off);
-      this.writablePage(pfn).set(data.subarray(off, off + n), o);
-      off += n;
-    }
+    forEachPage(phys, data.length, (pfn, o, n, off) => this.writablePage(pfn).set(data.subarray(off, off + n), o));
   }
 
   /** Pages holding allocated contents (for meminfo-style accounting and tests). */
   get allocatedPages(): number {
     return this.#pages.size;
+  }
+}
+
+/** Walk [phys, phys+len) page by page: fn(pfn, offset in page, bytes, offset in the range). */
+function forEachPage(phys: number, len: number, fn: (pfn: Page, o: number, n: number, off: number) => void): void {
+  for (let off = 0; off < len; ) {
+    const pa = phys + off;
+    const pfn = Math.floor(pa / PAGE_SIZE);
+    const o = pa - pfn * PAGE_SIZE;
+    const n = Math.min(PAGE_SIZE - o, len - off);
+    fn(pfn, o, n, off);
+    off += n;
   }
 }

@@ -790,3 +790,23 @@ describe("/proc/meminfo", () => {
     expect(memFree(k)).toBe(free0);
   });
 });
+
+describe("the zero page", () => {
+  it("is a reserved page of the kernel's bss, never handed out, reading as zeroes", async () => {
+    const k = await boot({ memory: "64M" });
+    const zp = k.mm.ZERO_PAGE();
+    expect(k.mm.is_zero_pfn(zp)).toBe(true);
+    expect(k.mm.is_zero_pfn(zp + 1)).toBe(false);
+    expect(zp * 4096).toBeGreaterThanOrEqual(0x024f5000);
+    expect(zp * 4096).toBeLessThanOrEqual(0x027fffff);
+    expect(k.mm.page_ref_count(zp)).toBe(1);
+    const sec = k.mm.memmap.section(zp);
+    expect(sec.flags[zp - sec.startPfn]! & (1 << 12)).not.toBe(0); // PG_reserved
+    expect(k.mm.physmem.readPage(zp).every((b) => b === 0)).toBe(true);
+    // Draining the allocator never returns it.
+    const got: number[] = [];
+    for (let p = k.mm.alloc_pages(GFP_KERNEL | __GFP_NOWARN, 0); p >= 0; p = k.mm.alloc_pages(GFP_KERNEL | __GFP_NOWARN, 0)) got.push(p);
+    expect(got).not.toContain(zp);
+    for (const p of got) k.mm.__free_pages(p, 0);
+  });
+});
