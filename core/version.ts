@@ -1,8 +1,8 @@
 // Kernel version profiles (principle 7). Behaviour that differs between versions is data,
 // consulted at named points; the code never compares version strings.
 
-export type KernelVersion = "4.20" | "5.0";
-export const KERNEL_VERSIONS: readonly KernelVersion[] = ["4.20", "5.0"];
+export type KernelVersion = "4.19" | "4.20" | "5.0";
+export const KERNEL_VERSIONS: readonly KernelVersion[] = ["4.19", "4.20", "5.0"];
 
 /** How devm_memremap_pages() and its release behave (spec mm-hmm R1.8, R2.5-R2.8). */
 export interface MemremapBehaviour {
@@ -25,6 +25,20 @@ export interface MemremapBehaviour {
   readonly releaseKillsRef: boolean;
   /** 5.0 (patch 4/7): MEMORY_DEVICE_PRIVATE gets struct pages via add_pages(), no linear map. */
   readonly privateWithoutLinearMap: boolean;
+  /** 4.20 (Duyck) initialises device pages in memmap_init_zone_device(), which prints
+   *  "%s initialised, %lu pages in %ums"; 4.19 set page->pgmap in a loop of its own. */
+  readonly memmapInitMessage: boolean;
+}
+
+/** What the module loader does differently between versions (spec module-loader). */
+export interface LoaderBehaviour {
+  /** 5.4+ module_sig_check(): "Loading of %s is rejected" and -EKEYREJECTED; before that an
+   *  unsigned module under MODULE_SIG_FORCE fails silently with -ENOKEY. */
+  readonly sigRejectMessage: boolean;
+  /** 5.9+: taint inheritance from proprietary modules (spec §5). */
+  readonly inheritProprietaryTaint: boolean;
+  /** EXPORT_SYMBOL_GPL_FUTURE is a live export class (2.6.17 .. 5.11). */
+  readonly gplFuture: boolean;
 }
 
 export interface VersionProfile {
@@ -38,7 +52,29 @@ export interface VersionProfile {
   /** x86-64 __PAGE_OFFSET_BASE with 4-level paging: only used to print linear-map addresses. */
   readonly pageOffset: bigint;
   readonly memremap: MemremapBehaviour;
+  readonly loader: LoaderBehaviour;
 }
+
+const LOADER_PRE_5_4: LoaderBehaviour = Object.freeze({ sigRejectMessage: false, inheritProprietaryTaint: false, gplFuture: true });
+
+const V4_19: VersionProfile = Object.freeze({
+  version: "4.19",
+  release: "4.19.0",
+  buildDate: "Mon Oct 22 06:40:00 UTC 2018",
+  taintFlagCount: 18,
+  pageOffset: 0xffff880000000000n,
+  memremap: Object.freeze({
+    requireKill: false,
+    systemRam: "linear-map",
+    systemRamWarn: "mixed-only",
+    killOnError: false,
+    releaseRegistration: "devm_add_action",
+    releaseKillsRef: false,
+    privateWithoutLinearMap: false,
+    memmapInitMessage: false,
+  }),
+  loader: LOADER_PRE_5_4,
+});
 
 const V4_20: VersionProfile = Object.freeze({
   version: "4.20",
@@ -54,7 +90,9 @@ const V4_20: VersionProfile = Object.freeze({
     releaseRegistration: "devm_add_action",
     releaseKillsRef: false,
     privateWithoutLinearMap: false,
+    memmapInitMessage: true,
   }),
+  loader: LOADER_PRE_5_4,
 });
 
 const V5_0: VersionProfile = Object.freeze({
@@ -71,10 +109,12 @@ const V5_0: VersionProfile = Object.freeze({
     releaseRegistration: "devm_add_action_or_reset",
     releaseKillsRef: true,
     privateWithoutLinearMap: true,
+    memmapInitMessage: true,
   }),
+  loader: LOADER_PRE_5_4,
 });
 
-const PROFILES: Record<KernelVersion, VersionProfile> = { "4.20": V4_20, "5.0": V5_0 };
+const PROFILES: Record<KernelVersion, VersionProfile> = { "4.19": V4_19, "4.20": V4_20, "5.0": V5_0 };
 
 export function isKernelVersion(v: unknown): v is KernelVersion {
   return typeof v === "string" && Object.hasOwn(PROFILES, v);

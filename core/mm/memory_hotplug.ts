@@ -204,6 +204,7 @@ export function memmap_init_zone_device(mm: MM, startPfn: number, size: number, 
     pfn = to;
   }
   mm.k.clock.advance(size * COST_NS.memmapInitPage);
+  if (!mm.k.profile.memremap.memmapInitMessage) return;
   const ms = jiffies_to_msecs(mm.k.clock.jiffies - start);
   mm.k.printk(`\x016${pgmap.dev ? pgmap.dev.name : "(null)"} initialised, ${size} pages in ${ms}ms\n`);
 }

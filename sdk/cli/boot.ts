@@ -21,7 +21,7 @@ Boot an emulated kernel, run an optional script against it, print the requested 
 and shut it down again.
 
 Options:
-  --kernel V           kernel version profile: 4.20 or 5.0 (default 5.0)
+  --kernel V           kernel version profile: 4.19, 4.20 or 5.0 (default 5.0)
   --memory SIZE        System RAM, e.g. 1G, 512M (default 1G)
   --pmem SPEC          a persistent-memory region, repeatable: SIZE[@START][:FILE],
                        e.g. 4G or 4G@0x140000000:pmem0.img

@@ -169,9 +169,9 @@ describe("Kernel.boot rejects a bad config with a ConfigError", () => {
   });
 
   it("refuses an unknown version and lists the known ones", async () => {
-    await expectConfigError({ version: "4.19" }, "version", 'unknown kernel version "4.19" (known: 4.20, 5.0)');
-    await expectConfigError({ version: 5 }, "version", "unknown kernel version 5 (known: 4.20, 5.0)");
-    await expectConfigError({ version: "5.0.0" }, "version", 'unknown kernel version "5.0.0" (known: 4.20, 5.0)');
+    await expectConfigError({ version: "4.18" }, "version", 'unknown kernel version "4.18" (known: 4.19, 4.20, 5.0)');
+    await expectConfigError({ version: 5 }, "version", "unknown kernel version 5 (known: 4.19, 4.20, 5.0)");
+    await expectConfigError({ version: "5.0.0" }, "version", 'unknown kernel version "5.0.0" (known: 4.19, 4.20, 5.0)');
   });
 
   it("refuses memory that is not a size", async () => {
@@ -359,7 +359,7 @@ describe("Kernel.boot rejects a bad config with a ConfigError", () => {
 
   it("reports the first bad field in the order of the config's fields", async () => {
     // version is checked before memory, memory before pmem
-    await expectConfigError({ memory: "lots", version: "3.0" }, "version", 'unknown kernel version "3.0" (known: 4.20, 5.0)');
+    await expectConfigError({ memory: "lots", version: "3.0" }, "version", 'unknown kernel version "3.0" (known: 4.19, 4.20, 5.0)');
     await expectConfigError({ pmem: [{}], memory: "lots" }, "memory", `"lots" is not a size ${SIZE_HINT}`);
   });
 });
