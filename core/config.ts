@@ -46,7 +46,18 @@ export interface BootConfig {
   console?: boolean | ((line: string) => void);
   /** CONFIG_DEBUG_VM: VM_BUG_ON checks on page refcounts (default true). */
   debugVm?: boolean;
+  /** Kconfig options of the module loader (all off by default). */
+  kconfig?: Partial<Record<KconfigOption, boolean>>;
+  /** Public keys (PEM, Ed25519) the kernel trusts for module signatures. */
+  moduleSigKeys?: string[];
+  /** Heap limit of each isolated module (default 64M). */
+  moduleHeap?: Size;
+  /** Time limit of each call into an isolated module, in ms (default 1000). */
+  moduleTimeoutMs?: number;
 }
+
+export const KCONFIG_OPTIONS = ["MODULE_SIG", "MODULE_SIG_FORCE", "MODVERSIONS", "MODULE_FORCE_LOAD", "MODULE_FORCE_UNLOAD"] as const;
+export type KconfigOption = (typeof KCONFIG_OPTIONS)[number];
 
 export interface ResolvedPmem {
   index: number;
@@ -66,6 +77,10 @@ export interface ResolvedConfig {
   logBufLen: number;
   console: ((line: string) => void) | undefined;
   debugVm: boolean;
+  kconfig: Record<KconfigOption, boolean>;
+  moduleSigKeys: string[];
+  moduleHeapMiB: number;
+  moduleTimeoutMs: number;
 }
 
 /** A boot configuration error; `field` names the offending key, e.g. "pmem[1].size". */
@@ -134,7 +149,10 @@ export function hex(n: number): string {
   return "0x" + n.toString(16);
 }
 
-const TOP_KEYS = ["version", "memory", "pmem", "reserved", "physBits", "seed", "logBufLen", "console", "debugVm"] as const;
+const TOP_KEYS = [
+  "version", "memory", "pmem", "reserved", "physBits", "seed", "logBufLen", "console", "debugVm", "kconfig", "moduleSigKeys",
+  "moduleHeap", "moduleTimeoutMs",
+] as const;
 
 /** Parse and check a boot configuration; throws ConfigError naming the first bad field. */
 export function resolveConfig(input: BootConfig = {}): ResolvedConfig {
@@ -206,5 +224,29 @@ export function resolveConfig(input: BootConfig = {}): ResolvedConfig {
   const debugVm = cfg["debugVm"] ?? true;
   if (typeof debugVm !== "boolean") throw new ConfigError("debugVm", "expected true or false");
 
-  return { version, memory, pmem, reserved, physBits, seed, logBufLen, console: consoleFn, debugVm };
+  const kc = cfg["kconfig"] === undefined ? {} : plainObject("kconfig", cfg["kconfig"]);
+  checkKeys("kconfig", kc, KCONFIG_OPTIONS);
+  const kconfig = Object.fromEntries(KCONFIG_OPTIONS.map((o) => [o, false])) as Record<KconfigOption, boolean>;
+  for (const [o, v] of Object.entries(kc)) {
+    if (typeof v !== "boolean") throw new ConfigError(`kconfig.${o}`, "expected true or false");
+    kconfig[o as KconfigOption] = v;
+  }
+  if (kconfig.MODULE_SIG_FORCE && !kconfig.MODULE_SIG) throw new ConfigError("kconfig.MODULE_SIG_FORCE", "needs MODULE_SIG");
+
+  const keys = list("moduleSigKeys", cfg["moduleSigKeys"]).map((k, i) => {
+    if (typeof k !== "string" || !k.includes("PUBLIC KEY")) throw new ConfigError(`moduleSigKeys[${i}]`, "expected a PEM public key");
+    return k;
+  });
+
+  const heap = size("moduleHeap", cfg["moduleHeap"] ?? "64M");
+  if (heap < 8 * SZ_1M || heap % SZ_1M) throw new ConfigError("moduleHeap", "must be a whole number of MiB, at least 8M");
+  const timeout = cfg["moduleTimeoutMs"] ?? 1000;
+  if (typeof timeout !== "number" || !Number.isInteger(timeout) || timeout < 1 || timeout > 600_000) {
+    throw new ConfigError("moduleTimeoutMs", "expected an integer number of milliseconds from 1 to 600000");
+  }
+
+  return {
+    version, memory, pmem, reserved, physBits, seed, logBufLen, console: consoleFn, debugVm, kconfig, moduleSigKeys: keys,
+    moduleHeapMiB: heap / SZ_1M, moduleTimeoutMs: timeout,
+  };
 }

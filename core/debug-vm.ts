@@ -96,11 +96,6 @@ export function checkInvariants(k: Kernel): string[] {
     if (!owner) problems.push(`memmap: sections ${range.startPfn.toString(16)}-${range.endPfn.toString(16)} (${range.name}) belong to no pgmap`);
   }
 
-  // devres: a device without a driver holds nothing but what it was given before binding;
-  // a device that is gone holds nothing at all.
-  for (const dev of k.base.devices) {
-    if (!dev.registered && dev.devres.length) problems.push(`devres: unregistered device ${dev.name} still holds ${dev.devres.length} resources`);
-  }
   return problems;
 }
 
@@ -118,7 +113,6 @@ export function checkLeaks(k: Kernel, base: BootBaseline): string[] {
   if (mm.memmap.presentSections !== base.presentSections) {
     problems.push(`memmap: ${mm.memmap.presentSections - base.presentSections} hotplugged sections still present`);
   }
-  if (mm.memremap.devmap_enable) problems.push(`memremap: devmap_managed_key still enabled by ${mm.memremap.devmap_enable} users`);
   for (const dev of k.base.devices) if (dev.devres.length) problems.push(`devres: ${dev.name} still holds ${dev.devres.length} resources`);
   return problems;
 }

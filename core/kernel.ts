@@ -5,7 +5,6 @@ import { SyncHook } from "tapable";
 import { Clock } from "./clock.ts";
 import { resolveConfig, type BootConfig, type ResolvedConfig } from "./config.ts";
 import { baseline, checkInvariants, checkLeaks, type BootBaseline } from "./debug-vm.ts";
-import { KernelError } from "./errno.ts";
 import { ProcFs } from "./fs/procfs.ts";
 import { BugReporter, type Site } from "./kernel/bug.ts";
 import { Sched } from "./kernel/sched.ts";
@@ -18,6 +17,13 @@ import { Taint } from "./taint.ts";
 import { profileFor, type VersionProfile } from "./version.ts";
 import { DriverCore } from "./base/driver-core.ts";
 import { devPrefix, type Device } from "./base/device.ts";
+import { PlatformBus } from "./base/platform.ts";
+import { Hmm } from "./mm/hmm-devmem.ts";
+import { insmodError, ModuleSubsystem, O_NONBLOCK, O_TRUNC, type InsmodOptions } from "./module/loader.ts";
+import type { Module } from "./module/module.ts";
+import { moduleOfFunction } from "./module/marshal.ts";
+import { KernelError, EINVAL, strerror } from "./errno.ts";
+import { readFile } from "node:fs/promises";
 
 export type KernelState = "booting" | "running" | "halted";
 
@@ -32,6 +38,9 @@ export class Kernel {
   readonly bugs: BugReporter;
   readonly mm: MM;
   readonly base: DriverCore;
+  readonly platform: PlatformBus;
+  readonly hmm: Hmm;
+  readonly modules: ModuleSubsystem;
   readonly proc: ProcFs;
   /** Tapable hook sets, fixed at construction (principle 5). */
   readonly hooks: Readonly<{
@@ -81,6 +90,9 @@ export class Kernel {
     };
     this.mm = new MM(this);
     this.base = new DriverCore(this);
+    this.modules = new ModuleSubsystem(this);
+    this.platform = new PlatformBus(this);
+    this.hmm = new Hmm(this);
     this.proc = new ProcFs(this);
   }
 
@@ -180,14 +192,62 @@ export class Kernel {
     return (x & 0xffffffffn).toString(16).padStart(16, "0");
   }
 
-  /** %pf/%ps of an emulated function: its name (" [module]" for module code, once modules exist). */
+  /** %pf/%ps of an emulated function: its name, with " [module]" for module code. */
   symbolName(fn: Function): string {
-    return fn.name || "0x0";
+    const mod = moduleOfFunction.get(fn);
+    return (fn.name || "0x0") + (mod ? ` [${mod}]` : "");
   }
 
   /** What print_modules() prints after "Modules linked in:". */
   modulesLinkedIn(): string {
-    return "";
+    return this.modules.modulesLinkedIn();
+  }
+
+  /** The CPU goes idle: deferred work runs, modules that died meanwhile are torn down. */
+  settle(): void {
+    this.sched.idle();
+    this.modules.reapDead();
+  }
+
+  /**
+   * insmod: load a module file (a path or its bytes) as `insmod` would, as a new task.
+   * Throws a KernelError with insmod's message ("could not insert module ...") on failure.
+   */
+  async insmod(file: string | Uint8Array, opts: InsmodOptions = {}): Promise<Module> {
+    const bytes = typeof file === "string" ? new Uint8Array(await readFile(file)) : file;
+    const name = typeof file === "string" ? file : "module.ko";
+    const prev = this.sched.current;
+    const task = this.sched.enter("insmod");
+    try {
+      const r = await this.modules.init_module(bytes, opts);
+      if (typeof r === "number") throw insmodError(name, r);
+      return r;
+    } finally {
+      this.sched.leave(task, prev);
+      this.settle();
+    }
+  }
+
+  /**
+   * rmmod: kmod's checks (not loaded, in use), then delete_module(O_NONBLOCK[|O_TRUNC]).
+   * Throws a KernelError with rmmod's message on failure.
+   */
+  rmmod(name: string, opts: { force?: boolean } = {}): void {
+    const err = (e: number, msg: string) => new KernelError(e, `rmmod: ERROR: ${msg}`);
+    const mod = this.modules.find_module(name);
+    if (!mod) throw err(2, `Module ${name} is not currently loaded`);
+    if (!opts.force) {
+      if (mod.sourceList.length) throw err(11, `Module ${name} is in use by: ${mod.sourceList.map((m) => m.name).join(" ")}`);
+      if (mod.refcount > 0) throw err(11, `Module ${name} is in use`);
+    }
+    const rc = this.sched.runAs("rmmod", () => this.modules.delete_module(name, O_NONBLOCK | (opts.force ? O_TRUNC : 0)));
+    this.settle();
+    if (rc) throw err(-rc, `could not remove module ${name}: ${strerror(rc)}`);
+  }
+
+  /** lsmod */
+  lsmod(): string {
+    return this.modules.lsmod();
   }
 
   /** percpu_ref_init() on a new ref. */
@@ -204,16 +264,21 @@ export class Kernel {
 
   /** After shutdown(): what was not given back, compared with the end of boot. */
   leaks(): string[] {
-    if (!this.#baseline) throw new KernelError(22, "leaks(): the kernel never finished booting");
+    if (!this.#baseline) throw new KernelError(EINVAL, "leaks(): the kernel never finished booting");
     return checkLeaks(this, this.#baseline);
   }
 
-  /** Unbind and unregister every device, run deferred work, power off. */
+  /** Unload modules (newest first), unbind and unregister every device, power off. */
   async shutdown(): Promise<void> {
     if (this.#state === "halted") return;
+    this.settle();
+    for (const m of [...this.modules.list]) {
+      const rc = this.sched.runAs("modprobe", () => this.modules.delete_module(m.name, O_NONBLOCK | O_TRUNC));
+      if (rc) this.printk(`\x013kemu: shutdown: ${m.name} stays loaded: ${strerror(rc)}\n`);
+    }
     for (const dev of [...this.base.devices].reverse()) this.base.device_unregister(dev);
     for (const bus of [...this.base.buses].reverse()) this.base.bus_unregister(bus);
-    this.sched.idle();
+    this.settle();
     this.printk("\x015reboot: Power down\n");
     this.#state = "halted";
   }

@@ -30,6 +30,13 @@ export interface MemremapBehaviour {
   readonly memmapInitMessage: boolean;
 }
 
+/** How hmm_devmem_* work (spec mm-hmm R4.3, R4.6). */
+export interface HmmBehaviour {
+  /** 5.0 (patches 5-6/7): hmm_devmem is devm_kzalloc()ed and mapped with devm_memremap_pages();
+   *  4.19/4.20 map it with hmm_devmem_pages_create() and free it through its own devres. */
+  readonly devmemOnMemremap: boolean;
+}
+
 /** What the module loader does differently between versions (spec module-loader). */
 export interface LoaderBehaviour {
   /** 5.4+ module_sig_check(): "Loading of %s is rejected" and -EKEYREJECTED; before that an
@@ -52,6 +59,7 @@ export interface VersionProfile {
   /** x86-64 __PAGE_OFFSET_BASE with 4-level paging: only used to print linear-map addresses. */
   readonly pageOffset: bigint;
   readonly memremap: MemremapBehaviour;
+  readonly hmm: HmmBehaviour;
   readonly loader: LoaderBehaviour;
 }
 
@@ -73,6 +81,7 @@ const V4_19: VersionProfile = Object.freeze({
     privateWithoutLinearMap: false,
     memmapInitMessage: false,
   }),
+  hmm: Object.freeze({ devmemOnMemremap: false }),
   loader: LOADER_PRE_5_4,
 });
 
@@ -92,6 +101,7 @@ const V4_20: VersionProfile = Object.freeze({
     privateWithoutLinearMap: false,
     memmapInitMessage: true,
   }),
+  hmm: Object.freeze({ devmemOnMemremap: false }),
   loader: LOADER_PRE_5_4,
 });
 
@@ -111,6 +121,7 @@ const V5_0: VersionProfile = Object.freeze({
     privateWithoutLinearMap: true,
     memmapInitMessage: true,
   }),
+  hmm: Object.freeze({ devmemOnMemremap: true }),
   loader: LOADER_PRE_5_4,
 });
 

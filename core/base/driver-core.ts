@@ -55,16 +55,39 @@ export class DriverCore {
     return 0;
   }
 
-  /** device_unregister() = device_del() + put_device(): unbound, then its devres released. */
+  /** device_unregister() = device_del() + put_device(). */
   device_unregister(dev: Device): void {
     if (!dev.registered) return;
+    this.device_del(dev);
+    this.put_device(dev);
+  }
+
+  /** device_del(): unbind and leave the bus; the device lives on while referenced. */
+  device_del(dev: Device): void {
     this.device_release_driver(dev);
     if (dev.bus) dev.bus.devices.splice(dev.bus.devices.indexOf(dev), 1);
     dev.registered = false;
-    dev.dead = true;
     this.devices.splice(this.devices.indexOf(dev), 1);
+  }
+
+  get_device(dev: Device): Device {
+    dev.refcount++;
+    return dev;
+  }
+
+  /** put_device(): the last reference runs device_release(). */
+  put_device(dev: Device): void {
+    if (dev.refcount <= 0) {
+      this.#k.warn({ file: "lib/kobject.c", func: "kobject_put" }, `kobject: '${dev.name}' (${dev.name}): is not initialized, yet kobject_put() is being called.\n`);
+      return;
+    }
+    if (--dev.refcount > 0) return;
     // device_release(): resources acquired without a driver go with the device.
+    dev.dead = true;
     this.devres_release_all(dev);
+    this.#k.modules?.handles.kill(dev);
+    dev.release?.();
+    dev.release = null;
   }
 
   driver_register(drv: DeviceDriver, bus: BusType): number {

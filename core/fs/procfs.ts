@@ -27,6 +27,19 @@ export class ProcFs {
       read: () => `${k.taint.maskString}\n`,
       write: (data) => procTaint(k, data),
     });
+    this.register("/proc/modules", { read: () => k.modules.procModules() });
+    this.register("/proc/kemu/modules", { read: () => k.modules.procKemuModules() });
+    this.register("/proc/sys/kernel/modules_disabled", {
+      read: () => (k.modules.modules_disabled ? "1\n" : "0\n"),
+      // proc_dointvec_minmax with extra1 = extra2 = 1 once set: it can only become 1.
+      write: (data) => {
+        const v = data.trim();
+        if (v !== "0" && v !== "1") return -EINVAL;
+        if (v === "0" && k.modules.modules_disabled) return -EINVAL;
+        k.modules.modules_disabled = v === "1";
+        return 0;
+      },
+    });
     this.register("/proc/sys/kernel/hung_task_timeout_secs", {
       read: () => `${k.sched.hung_task_timeout_secs}\n`,
       write: (data) => {

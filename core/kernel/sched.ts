@@ -52,12 +52,22 @@ export class Sched {
   /** Run `fn` as a new user task named `comm` (an insmod, an rmmod, a test). */
   runAs<T>(comm: string, fn: () => T): T {
     const prev = this.current;
-    this.current = { pid: this.#nextPid++, comm: comm.slice(0, 15) };
+    const task = this.enter(comm);
     try {
       return fn();
     } finally {
-      this.current = prev;
+      this.leave(task, prev);
     }
+  }
+
+  /** Make a new task current (for work that awaits in between); undo with leave(). */
+  enter(comm: string): Task {
+    this.current = { pid: this.#nextPid++, comm: comm.slice(0, 15) };
+    return this.current;
+  }
+
+  leave(_task: Task, prev: Task): void {
+    this.current = prev;
   }
 
   /** call_rcu(): `fn` runs after a grace period. */

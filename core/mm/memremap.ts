@@ -65,6 +65,8 @@ export class DevPagemap {
   pci_p2pdma_bus_offset = 0;
   /** kemu: the value stored in page->pgmap while this map is registered (0: not registered). */
   id = 0;
+  /** kemu: what embeds this pgmap (container_of(), e.g. its struct hmm_devmem). */
+  container: object | null = null;
 }
 
 /** pgmap_array: an xarray of pfn -> pgmap, stored by range. */
@@ -132,6 +134,15 @@ export class Memremap {
   /** Live pgmaps: registered and not yet released. */
   registered(): DevPagemap[] {
     return this.table.filter((p): p is DevPagemap => p !== undefined);
+  }
+
+  /** A pgmap that page->pgmap points at but that is not in pgmap_array (4.20 hmm_devmem). */
+  registerOwnMap(pgmap: DevPagemap): void {
+    this.#register(pgmap);
+  }
+
+  unregisterOwnMap(pgmap: DevPagemap): void {
+    this.#unregister(pgmap);
   }
 
   #register(pgmap: DevPagemap): void {

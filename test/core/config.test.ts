@@ -14,7 +14,7 @@ const G = 2 ** 30;
 const T = 2 ** 40;
 const P = 2 ** 50;
 
-const TOP_KEYS = "version, memory, pmem, reserved, physBits, seed, logBufLen, console, debugVm";
+const TOP_KEYS = "version, memory, pmem, reserved, physBits, seed, logBufLen, console, debugVm, kconfig, moduleSigKeys, moduleHeap, moduleTimeoutMs";
 const SIZE_HINT = '(bytes, or a number with K, M, G, T, P or E, e.g. "4G")';
 
 /**
@@ -92,7 +92,7 @@ describe("memparse", () => {
 });
 
 describe("defaults and accepted forms", () => {
-  it("resolves an empty config to 5.0, 1G, 46 physical bits, seed 0, a 128 KiB log, DEBUG_VM on", () => {
+  it("resolves an empty config to 5.0, 1G, 46 physical bits, seed 0, a 128 KiB log, DEBUG_VM on, module Kconfig off", () => {
     const c = resolveConfig({});
     expect(c).toEqual({
       version: "5.0",
@@ -104,6 +104,10 @@ describe("defaults and accepted forms", () => {
       logBufLen: 128 * K,
       console: undefined,
       debugVm: true,
+      kconfig: { MODULE_SIG: false, MODULE_SIG_FORCE: false, MODVERSIONS: false, MODULE_FORCE_LOAD: false, MODULE_FORCE_UNLOAD: false },
+      moduleSigKeys: [],
+      moduleHeapMiB: 64,
+      moduleTimeoutMs: 1000,
     });
     expect(resolveConfig()).toEqual(c);
   });

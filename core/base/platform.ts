@@ -1,0 +1,86 @@
+// The platform bus (drivers/base/platform.c): devices named "name.id" (or "name" for
+// PLATFORM_DEVID_NONE), matched to drivers by name, probed with their platform_device.
+
+import { EINVAL, ENOMEM } from "../errno.ts";
+import type { Kernel } from "../kernel.ts";
+import { BusType, Device, DeviceDriver } from "./device.ts";
+
+export const PLATFORM_DEVID_NONE = -1;
+export const PLATFORM_DEVID_AUTO = -2;
+
+/** struct platform_device */
+export class PlatformDevice {
+  readonly name: string;
+  readonly id: number;
+  readonly dev: Device;
+  constructor(name: string, id: number, dev: Device) {
+    this.name = name;
+    this.id = id;
+    this.dev = dev;
+  }
+}
+
+/** struct platform_driver */
+export interface PlatformDriverOps {
+  name: string;
+  probe?: ((pdev: PlatformDevice) => number) | null;
+  remove?: ((pdev: PlatformDevice) => number) | null;
+  /** The module registering it ("" for the core). */
+  owner?: string;
+}
+
+export class PlatformBus {
+  readonly bus = new BusType("platform", (dev, drv) => dev.matchName === drv.name);
+  readonly #k: Kernel;
+  readonly #pdevs = new WeakMap<Device, PlatformDevice>();
+  #autoId = 0;
+
+  constructor(k: Kernel) {
+    this.#k = k;
+    k.base.bus_register(this.bus);
+  }
+
+  to_platform_device(dev: Device): PlatformDevice | undefined {
+    return this.#pdevs.get(dev);
+  }
+
+  /** platform_device_register_full() with just a name and an id. */
+  platform_device_register_simple(name: string, id: number): PlatformDevice | number {
+    if (typeof name !== "string" || !name || name.length > 63) return -EINVAL;
+    if (!Number.isInteger(id) || id < PLATFORM_DEVID_AUTO) return -EINVAL;
+    const realId = id === PLATFORM_DEVID_AUTO ? this.#autoId++ : id;
+    const devName = id === PLATFORM_DEVID_NONE ? name : id === PLATFORM_DEVID_AUTO ? `${name}.${realId}.auto` : `${name}.${realId}`;
+    if (this.#k.base.devices.some((d) => d.name === devName)) {
+      this.#k.printk(`\x013sysfs: cannot create duplicate filename '/devices/platform/${devName}'\n`);
+      return -17;
+    }
+    // platform_device_alloc(): struct platform_object and the name, one kzalloc.
+    const buf = this.#k.mm.kzalloc(1024 + name.length + 1, undefined, "platform");
+    if (!buf) return -ENOMEM;
+    const dev = new Device(devName, { matchName: name });
+    dev.release = () => this.#k.mm.kfree(buf);
+    const pdev = new PlatformDevice(name, realId, dev);
+    this.#pdevs.set(dev, pdev);
+    this.#k.base.device_register(dev, this.bus);
+    return pdev;
+  }
+
+  platform_device_unregister(pdev: PlatformDevice): void {
+    this.#k.base.device_unregister(pdev.dev);
+  }
+
+  /** __platform_driver_register(): a device_driver whose probe/remove take the platform_device. */
+  platform_driver_register(ops: PlatformDriverOps): DeviceDriver | number {
+    const drv = new DeviceDriver(ops.name, {
+      owner: ops.owner ?? "",
+      probe: ops.probe ? (dev) => ops.probe!(this.#pdevs.get(dev)!) : undefined,
+      remove: ops.remove ? (dev) => ops.remove!(this.#pdevs.get(dev)!) : undefined,
+    });
+    const rc = this.#k.base.driver_register(drv, this.bus);
+    return rc ? rc : drv;
+  }
+
+  platform_driver_unregister(drv: DeviceDriver): void {
+    this.#k.base.driver_unregister(drv);
+  }
+}

@@ -1,0 +1,129 @@
+// The symbols the emulated vmlinux exports (principle 2: one source of truth). For each: the
+// kernel file that exports it, its export class in each kernel version (absent = not
+// exported in that version), and its C prototype, whose CRC modversions checks.
+// Export classes were checked against the kernel sources of 4.19, 4.20 and 5.0; the
+// devm_memremap_pages/hmm_devmem changes are spec module-loader §10 H3/H4.
+
+import type { KernelVersion } from "../version.ts";
+import { crc32 } from "../lib/crc32.ts";
+
+export type ExportClass = "EXPORT_SYMBOL" | "EXPORT_SYMBOL_GPL" | "EXPORT_SYMBOL_GPL_FUTURE";
+
+export interface KernelSymbol {
+  readonly name: string;
+  /** The kernel source file with the EXPORT_SYMBOL line. */
+  readonly file: string;
+  /** Export class per version; a version without an entry does not export the symbol. */
+  readonly exports: Partial<Record<KernelVersion, ExportClass>>;
+  /** The C declaration; genksyms-style CRCs are computed from it. */
+  readonly proto: string;
+  /** Data rather than a function (iomem_resource, devmap_managed_key). */
+  readonly data?: boolean;
+}
+
+const ALL = (c: ExportClass): Record<KernelVersion, ExportClass> => ({ "4.19": c, "4.20": c, "5.0": c });
+const P = ALL("EXPORT_SYMBOL");
+const G = ALL("EXPORT_SYMBOL_GPL");
+
+const SYMBOLS: readonly KernelSymbol[] = [
+  // kernel/printk/printk.c
+  { name: "printk", file: "kernel/printk/printk.c", exports: P, proto: "int printk(const char *fmt, ...)" },
+  // drivers/base/core.c define_dev_printk_level()
+  { name: "_dev_emerg", file: "drivers/base/core.c", exports: P, proto: "void _dev_emerg(const struct device *dev, const char *fmt, ...)" },
+  { name: "_dev_alert", file: "drivers/base/core.c", exports: P, proto: "void _dev_alert(const struct device *dev, const char *fmt, ...)" },
+  { name: "_dev_crit", file: "drivers/base/core.c", exports: P, proto: "void _dev_crit(const struct device *dev, const char *fmt, ...)" },
+  { name: "_dev_err", file: "drivers/base/core.c", exports: P, proto: "void _dev_err(const struct device *dev, const char *fmt, ...)" },
+  { name: "_dev_warn", file: "drivers/base/core.c", exports: P, proto: "void _dev_warn(const struct device *dev, const char *fmt, ...)" },
+  { name: "_dev_notice", file: "drivers/base/core.c", exports: P, proto: "void _dev_notice(const struct device *dev, const char *fmt, ...)" },
+  { name: "_dev_info", file: "drivers/base/core.c", exports: P, proto: "void _dev_info(const struct device *dev, const char *fmt, ...)" },
+  // mm/slub.c
+  { name: "__kmalloc", file: "mm/slub.c", exports: P, proto: "void *__kmalloc(size_t size, gfp_t flags)" },
+  { name: "kfree", file: "mm/slub.c", exports: P, proto: "void kfree(const void *x)" },
+  // mm/mempolicy.c, mm/page_alloc.c, mm/swap.c
+  { name: "alloc_pages_current", file: "mm/mempolicy.c", exports: P, proto: "struct page *alloc_pages_current(gfp_t gfp, unsigned order)" },
+  { name: "__free_pages", file: "mm/page_alloc.c", exports: P, proto: "void __free_pages(struct page *page, unsigned int order)" },
+  { name: "__put_page", file: "mm/swap.c", exports: P, proto: "void __put_page(struct page *page)" },
+  // drivers/base/devres.c
+  { name: "devm_add_action", file: "drivers/base/devres.c", exports: G, proto: "int devm_add_action(struct device *dev, void (*action)(void *), void *data)" },
+  { name: "devm_remove_action", file: "drivers/base/devres.c", exports: G, proto: "void devm_remove_action(struct device *dev, void (*action)(void *), void *data)" },
+  { name: "devm_kmalloc", file: "drivers/base/devres.c", exports: G, proto: "void *devm_kmalloc(struct device *dev, size_t size, gfp_t gfp)" },
+  { name: "devm_kfree", file: "drivers/base/devres.c", exports: G, proto: "void devm_kfree(struct device *dev, const void *p)" },
+  // kernel/resource.c
+  { name: "iomem_resource", file: "kernel/resource.c", exports: P, proto: "struct resource iomem_resource", data: true },
+  { name: "request_resource", file: "kernel/resource.c", exports: P, proto: "int request_resource(struct resource *root, struct resource *new)" },
+  { name: "release_resource", file: "kernel/resource.c", exports: P, proto: "int release_resource(struct resource *old)" },
+  { name: "insert_resource", file: "kernel/resource.c", exports: G, proto: "int insert_resource(struct resource *parent, struct resource *new)" },
+  { name: "remove_resource", file: "kernel/resource.c", exports: G, proto: "int remove_resource(struct resource *old)" },
+  { name: "region_intersects", file: "kernel/resource.c", exports: G, proto: "int region_intersects(resource_size_t start, size_t size, unsigned long flags, unsigned long desc)" },
+  { name: "__request_region", file: "kernel/resource.c", exports: P, proto: "struct resource *__request_region(struct resource *parent, resource_size_t start, resource_size_t n, const char *name, int flags)" },
+  { name: "__release_region", file: "kernel/resource.c", exports: P, proto: "void __release_region(struct resource *parent, resource_size_t start, resource_size_t n)" },
+  { name: "__devm_request_region", file: "kernel/resource.c", exports: P, proto: "struct resource *__devm_request_region(struct device *dev, struct resource *parent, resource_size_t start, resource_size_t n, const char *name)" },
+  { name: "__devm_release_region", file: "kernel/resource.c", exports: P, proto: "void __devm_release_region(struct device *dev, struct resource *parent, resource_size_t start, resource_size_t n)" },
+  // lib/percpu-refcount.c
+  { name: "percpu_ref_init", file: "lib/percpu-refcount.c", exports: G, proto: "int percpu_ref_init(struct percpu_ref *ref, percpu_ref_func_t *release, unsigned int flags, gfp_t gfp)" },
+  { name: "percpu_ref_exit", file: "lib/percpu-refcount.c", exports: G, proto: "void percpu_ref_exit(struct percpu_ref *ref)" },
+  { name: "percpu_ref_kill_and_confirm", file: "lib/percpu-refcount.c", exports: G, proto: "void percpu_ref_kill_and_confirm(struct percpu_ref *ref, percpu_ref_func_t *confirm_kill)" },
+  { name: "percpu_ref_reinit", file: "lib/percpu-refcount.c", exports: G, proto: "void percpu_ref_reinit(struct percpu_ref *ref)" },
+  // kernel/sched/wait.c, kernel/sched/completion.c
+  { name: "__init_waitqueue_head", file: "kernel/sched/wait.c", exports: P, proto: "void __init_waitqueue_head(struct wait_queue_head *wq_head, const char *name, struct lock_class_key *key)" },
+  { name: "complete", file: "kernel/sched/completion.c", exports: P, proto: "void complete(struct completion *x)" },
+  { name: "complete_all", file: "kernel/sched/completion.c", exports: P, proto: "void complete_all(struct completion *x)" },
+  { name: "wait_for_completion", file: "kernel/sched/completion.c", exports: P, proto: "void wait_for_completion(struct completion *x)" },
+  { name: "try_wait_for_completion", file: "kernel/sched/completion.c", exports: P, proto: "bool try_wait_for_completion(struct completion *x)" },
+  { name: "completion_done", file: "kernel/sched/completion.c", exports: P, proto: "bool completion_done(struct completion *x)" },
+  // drivers/base/platform.c
+  { name: "__platform_driver_register", file: "drivers/base/platform.c", exports: G, proto: "int __platform_driver_register(struct platform_driver *drv, struct module *owner)" },
+  { name: "platform_driver_unregister", file: "drivers/base/platform.c", exports: G, proto: "void platform_driver_unregister(struct platform_driver *drv)" },
+  { name: "platform_device_register_full", file: "drivers/base/platform.c", exports: G, proto: "struct platform_device *platform_device_register_full(const struct platform_device_info *pdevinfo)" },
+  { name: "platform_device_unregister", file: "drivers/base/platform.c", exports: G, proto: "void platform_device_unregister(struct platform_device *pdev)" },
+  // kernel/memremap.c (spec §10 H3/H4)
+  { name: "devm_memremap_pages", file: "kernel/memremap.c", exports: { "4.19": "EXPORT_SYMBOL", "4.20": "EXPORT_SYMBOL", "5.0": "EXPORT_SYMBOL_GPL" }, proto: "void *devm_memremap_pages(struct device *dev, struct dev_pagemap *pgmap)" },
+  { name: "get_dev_pagemap", file: "kernel/memremap.c", exports: G, proto: "struct dev_pagemap *get_dev_pagemap(unsigned long pfn, struct dev_pagemap *pgmap)" },
+  { name: "devmap_managed_key", file: "kernel/memremap.c", exports: P, proto: "struct static_key_false devmap_managed_key", data: true },
+  { name: "dev_pagemap_get_ops", file: "kernel/memremap.c", exports: G, proto: "void dev_pagemap_get_ops(void)" },
+  { name: "dev_pagemap_put_ops", file: "kernel/memremap.c", exports: G, proto: "void dev_pagemap_put_ops(void)" },
+  { name: "__put_devmap_managed_page", file: "kernel/memremap.c", exports: P, proto: "void __put_devmap_managed_page(struct page *page)" },
+  // mm/hmm.c (spec §10 H3/H4)
+  { name: "hmm_device_new", file: "mm/hmm.c", exports: P, proto: "struct hmm_device *hmm_device_new(void *drvdata)" },
+  { name: "hmm_device_put", file: "mm/hmm.c", exports: P, proto: "void hmm_device_put(struct hmm_device *hmm_device)" },
+  { name: "hmm_devmem_add", file: "mm/hmm.c", exports: { "4.19": "EXPORT_SYMBOL", "4.20": "EXPORT_SYMBOL", "5.0": "EXPORT_SYMBOL_GPL" }, proto: "struct hmm_devmem *hmm_devmem_add(const struct hmm_devmem_ops *ops, struct device *device, unsigned long size)" },
+  { name: "hmm_devmem_add_resource", file: "mm/hmm.c", exports: { "4.19": "EXPORT_SYMBOL", "4.20": "EXPORT_SYMBOL", "5.0": "EXPORT_SYMBOL_GPL" }, proto: "struct hmm_devmem *hmm_devmem_add_resource(const struct hmm_devmem_ops *ops, struct device *device, struct resource *res)" },
+  { name: "hmm_devmem_remove", file: "mm/hmm.c", exports: { "4.19": "EXPORT_SYMBOL", "4.20": "EXPORT_SYMBOL" }, proto: "void hmm_devmem_remove(struct hmm_devmem *devmem)" },
+  // kernel/module.c
+  { name: "module_layout", file: "kernel/module.c", exports: P, proto: "void module_layout(struct module *mod, struct modversion_info *ver, struct kernel_param *kp, struct kernel_symbol *ks, struct tracepoint * const *tp)" },
+  { name: "try_module_get", file: "kernel/module.c", exports: P, proto: "bool try_module_get(struct module *module)" },
+  { name: "module_put", file: "kernel/module.c", exports: P, proto: "void module_put(struct module *module)" },
+  { name: "__module_get", file: "kernel/module.c", exports: P, proto: "void __module_get(struct module *module)" },
+  { name: "__symbol_get", file: "kernel/module.c", exports: G, proto: "void *__symbol_get(const char *symbol)" },
+  { name: "__symbol_put", file: "kernel/module.c", exports: P, proto: "void __symbol_put(const char *symbol)" },
+];
+
+const BY_NAME = new Map(SYMBOLS.map((s) => [s.name, s]));
+
+export function kernelSymbols(): readonly KernelSymbol[] {
+  return SYMBOLS;
+}
+
+export function kernelSymbol(name: string): KernelSymbol | undefined {
+  return BY_NAME.get(name);
+}
+
+/** The export class of `name` in `version`, or undefined when that version does not export it. */
+export function exportClass(name: string, version: KernelVersion): ExportClass | undefined {
+  return BY_NAME.get(name)?.exports[version];
+}
+
+/** The modversions CRC of a symbol: genksyms hashes the expanded declaration; kemu hashes its prototype. */
+export function symbolCrc(sym: KernelSymbol): number {
+  return crc32(sym.proto);
+}
+
+/**
+ * Module.symvers for vmlinux in the 4.19-5.3 format: "crc\tsymbol\tmodule\texport-type", with
+ * CRCs only under CONFIG_MODVERSIONS (0x00000000 otherwise).
+ */
+export function moduleSymvers(version: KernelVersion, modversions: boolean): string {
+  return SYMBOLS.filter((s) => s.exports[version])
+    .map((s) => `0x${(modversions ? symbolCrc(s) : 0).toString(16).padStart(8, "0")}\t${s.name}\tvmlinux\t${s.exports[version]}`)
+    .join("\n") + "\n";
+}

@@ -1,0 +1,795 @@
+// The module loader (kernel/module.c, 4.19-5.0): init_module() and delete_module() with the
+// kernel's checks in the kernel's order, symbol resolution against vmlinux and loaded
+// modules with the export policy of the running version, taints, use links and reference
+// counts, and the containment of module code that fails.
+
+import { createPublicKey, type KeyObject } from "node:crypto";
+import {
+  EBUSY, EEXIST, EFAULT, EINVAL, ENOENT, ENOEXEC, ENOKEY, EPERM, EWOULDBLOCK, KernelError,
+} from "../errno.ts";
+import type { Kernel } from "../kernel.ts";
+import { KernelOops } from "../kernel/bug.ts";
+import { HungTaskError } from "../kernel/sched.ts";
+import { NSEC_PER_SEC } from "../clock.ts";
+import {
+  TAINT_CRAP, TAINT_FORCED_MODULE, TAINT_FORCED_RMMOD, TAINT_OOT_MODULE, TAINT_PROPRIETARY_MODULE, TAINT_SOFTLOCKUP, TAINT_UNSIGNED_MODULE,
+} from "../taint.ts";
+import type { KApi } from "./api.ts";
+import { KERNEL_APIS, kernelApi } from "./apis/index.ts";
+import { BuiltinRuntime } from "./builtin.ts";
+import { KERNEL_CONSTANTS } from "./constants.ts";
+import { HandleTable } from "./handles.ts";
+import { IsolateRuntime } from "./isolate.ts";
+import { checkSignature, get_modinfo, KoFormatError, parseKo, type KoImage } from "./ko.ts";
+import { exportClass, kernelSymbol, symbolCrc, type ExportClass } from "./ksymtab.ts";
+import { license_is_gpl_compatible } from "./license.ts";
+import { ArgError, kind, Marshal } from "./marshal.ts";
+import { MODULE_REF_BASE, Module } from "./module.ts";
+import { DriverFault, LinkError, type ModuleRuntime } from "./runtime.ts";
+import { generateShim } from "./shim.ts";
+
+export const O_TRUNC = 0o1000;
+export const O_NONBLOCK = 0o4000;
+/** finit_module() flags */
+export const MODULE_INIT_IGNORE_MODVERSIONS = 1;
+export const MODULE_INIT_IGNORE_VERMAGIC = 2;
+
+const MODULE_C = { file: "kernel/module.c" };
+/** Call index of the data call and of calls through symbol_get() results. */
+const CALL_DATA = 0;
+const CALL_SYMBOL = -2;
+
+export interface ModuleKconfig {
+  MODULE_SIG: boolean;
+  MODULE_SIG_FORCE: boolean;
+  MODVERSIONS: boolean;
+  MODULE_FORCE_LOAD: boolean;
+  MODULE_FORCE_UNLOAD: boolean;
+}
+
+export interface InsmodOptions {
+  /** Load into the host (=y) rather than an isolate (=m). */
+  builtin?: boolean;
+  /** Module parameters, "name=value ..." as insmod passes them. */
+  params?: string;
+  /** finit_module() flags (MODULE_INIT_IGNORE_*, as modprobe --force sets them). */
+  flags?: number;
+}
+
+/** Where a symbol was found: vmlinux (owner null) or a module. */
+interface FoundSymbol {
+  owner: Module | null;
+  cls: ExportClass;
+  crc: number | null;
+}
+
+export class ModuleSubsystem {
+  readonly #k: Kernel;
+  readonly handles = new HandleTable();
+  /** The module list, newest first (list_add_rcu at the head). */
+  readonly list: Module[] = [];
+  /** last_unloaded_module */
+  lastUnloaded = "";
+  modules_disabled = false;
+  readonly kconfig: ModuleKconfig;
+  readonly #keys: KeyObject[];
+  readonly heapMiB: number;
+  readonly timeoutMs: number;
+  #nextBase = 0xffffffffc0000000n;
+  #loads = 0;
+  readonly #warnedOnce = new Set<string>();
+  /** Symbols each module got with symbol_get(): module -> names. */
+  readonly #gotSymbols = new WeakMap<Module, Set<string>>();
+
+  constructor(k: Kernel) {
+    this.#k = k;
+    this.kconfig = k.config.kconfig;
+    this.#keys = k.config.moduleSigKeys.map((pem) => createPublicKey(pem));
+    this.heapMiB = k.config.moduleHeapMiB;
+    this.timeoutMs = k.config.moduleTimeoutMs;
+  }
+
+  /** The kernel's vermagic: UTS_RELEASE " SMP mod_unload " and "modversions " with MODVERSIONS. */
+  get vermagic(): string {
+    return `${this.#k.profile.release} SMP mod_unload ${this.kconfig.MODVERSIONS ? "modversions " : ""}`;
+  }
+
+  #pr(level: number, text: string): void {
+    this.#k.printk(`\x01${level}${text}\n`);
+  }
+
+  #once(key: string, fn: () => void): void {
+    if (this.#warnedOnce.has(key)) return;
+    this.#warnedOnce.add(key);
+    fn();
+  }
+
+  find_module(name: string): Module | undefined {
+    return this.list.find((m) => m.name === name && m.state !== "UNFORMED");
+  }
+
+  // ---- init_module() ---------------------------------------------------------------------
+
+  /** init_module(): load, link and initialise a module; the Module, or a negative errno. */
+  async init_module(bytes: Uint8Array, opts: InsmodOptions = {}): Promise<Module | number> {
+    if (this.modules_disabled) return -EPERM;
+    const flags = opts.flags ?? 0;
+
+    // module_sig_check(): before anything else looks at the file.
+    let payload = bytes;
+    let sigOk = false;
+    if (this.kconfig.MODULE_SIG) {
+      let name = "(null)";
+      try {
+        name = parseKo(bytes).thisModule;
+      } catch {
+        // the name is only for messages; a signed file does not parse as it stands
+      }
+      const sig = checkSignature(bytes, this.#keys, name);
+      if (sig.message) this.#pr(3, sig.message);
+      payload = sig.payload;
+      if (sig.err === 0) sigOk = true;
+      else if (!(sig.err === -ENOKEY && !this.kconfig.MODULE_SIG_FORCE)) return sig.err;
+    }
+
+    let image: KoImage;
+    try {
+      image = parseKo(payload);
+    } catch (e) {
+      if (e instanceof KoFormatError) return -ENOEXEC;
+      throw e;
+    }
+    const mod = new Module(image, this.#nextBase, opts.builtin === true);
+    mod.sigOk = sigOk;
+
+    // check_modstruct_version(): module_layout first.
+    if (this.kconfig.MODVERSIONS && !(flags & MODULE_INIT_IGNORE_MODVERSIONS)) {
+      if (!this.#checkVersion(mod, "module_layout", symbolCrc(kernelSymbol("module_layout")!))) return -ENOEXEC;
+    }
+    const rc = this.#checkModinfo(mod, flags);
+    if (rc) return rc;
+
+    // add_unformed_module()
+    if (this.list.some((m) => m.name === mod.name)) return -EEXIST;
+    this.list.unshift(mod);
+    this.#nextBase += BigInt(mod.size + 4096);
+
+    if (this.kconfig.MODULE_SIG && !mod.sigOk) {
+      this.#once("module_sig", () => this.#pr(5, `${mod.name}: module verification failed: signature and/or required key missing - tainting kernel`));
+      this.#taintModule(mod, TAINT_UNSIGNED_MODULE, "LOCKDEP_STILL_OK");
+    }
+    // module_unload_init(): the base reference, and one held while loading.
+    mod.refcnt = MODULE_REF_BASE + 1;
+
+    let err = this.#checkLicenseAndVersions(mod);
+    if (!err) err = this.#simplifySymbols(mod);
+    if (err) return this.#unwind(mod, err);
+
+    // apply_relocations(): link the code against a shim of what resolved.
+    try {
+      await this.#link(mod);
+    } catch (e) {
+      if (e instanceof LinkError) {
+        this.#pr(4, `${mod.name}: Unknown symbol ${e.missing} (err ${-ENOENT})`);
+        return this.#unwind(mod, -ENOENT);
+      }
+      if (e instanceof DriverFault) {
+        this.#report(mod, e);
+        return this.#unwind(mod, -EFAULT);
+      }
+      throw e;
+    }
+
+    // complete_formation(): no duplicate exports, then COMING.
+    for (const e of mod.exports) {
+      const dup = this.#findSymbol(e.name, true, mod);
+      if (dup) {
+        this.#pr(3, `${mod.name}: exports duplicate symbol ${e.name} (owned by ${dup.owner ? dup.owner.name : "kernel"})`);
+        return this.#unwind(mod, -ENOEXEC);
+      }
+    }
+    mod.state = "COMING";
+    for (const p of (opts.params ?? "").split(/\s+/).filter(Boolean)) {
+      this.#pr(4, `${mod.name}: unknown parameter '${p.split("=")[0]}' ignored`);
+    }
+    return this.#doInitModule(mod);
+  }
+
+  /** check_modinfo(): vermagic, out-of-tree, retpoline, staging, license. */
+  #checkModinfo(mod: Module, flags: number): number {
+    const info = mod.image.modinfo;
+    const modmagic = flags & MODULE_INIT_IGNORE_VERMAGIC ? undefined : get_modinfo(info, "vermagic");
+    if (modmagic === undefined) {
+      const rc = this.#tryToForceLoad(mod, "bad vermagic");
+      if (rc) return rc;
+    } else if (!sameMagic(modmagic, this.vermagic, mod.image.versions !== null)) {
+      this.#pr(3, `${mod.name}: version magic '${modmagic}' should be '${this.vermagic}'`);
+      return -ENOEXEC;
+    }
+    const k = this.#k;
+    if (get_modinfo(info, "intree") === undefined) {
+      if (!k.taint.test(TAINT_OOT_MODULE)) this.#pr(4, `${mod.name}: loading out-of-tree module taints kernel.`);
+      this.#taintModule(mod, TAINT_OOT_MODULE, "LOCKDEP_STILL_OK");
+    }
+    // check_modinfo_retpoline(): the kernel is built with a retpoline compiler.
+    if (get_modinfo(info, "retpoline") === undefined) this.#pr(4, `${mod.name}: loading module not compiled with retpoline compiler.`);
+    if (get_modinfo(info, "staging") !== undefined) {
+      this.#taintModule(mod, TAINT_CRAP, "LOCKDEP_STILL_OK");
+      this.#pr(4, `${mod.name}: module is from the staging directory, the quality is unknown, you have been warned.`);
+    }
+    // set_license(): the first license= entry, up to its first NUL.
+    const license = get_modinfo(info, "license") ?? "unspecified";
+    if (!license_is_gpl_compatible(license)) {
+      if (!k.taint.test(TAINT_PROPRIETARY_MODULE)) this.#pr(4, `${mod.name}: module license '${license}' taints kernel.`);
+      this.#taintModule(mod, TAINT_PROPRIETARY_MODULE, "LOCKDEP_NOW_UNRELIABLE");
+    }
+    return 0;
+  }
+
+  /** check_module_license_and_versions(): the name overrides, then CRCs on exports. */
+  #checkLicenseAndVersions(mod: Module): number {
+    const k = this.#k;
+    const prev = k.taint.test(TAINT_PROPRIETARY_MODULE);
+    // ndiswrapper is GPL itself but loads proprietary binaries: kernel-wide P only.
+    if (mod.name === "ndiswrapper") k.taint.add(TAINT_PROPRIETARY_MODULE, "LOCKDEP_NOW_UNRELIABLE");
+    // driverloader was caught wrongly pretending to be under GPL
+    if (mod.name === "driverloader") this.#taintModule(mod, TAINT_PROPRIETARY_MODULE, "LOCKDEP_NOW_UNRELIABLE");
+    // lve claims to be GPL but upstream won't provide source
+    if (mod.name === "lve") this.#taintModule(mod, TAINT_PROPRIETARY_MODULE, "LOCKDEP_NOW_UNRELIABLE");
+    if (!prev && k.taint.test(TAINT_PROPRIETARY_MODULE)) this.#pr(4, `${mod.name}: module license taints kernel.`);
+    if (this.kconfig.MODVERSIONS && mod.exports.some((e) => e.crc === null)) {
+      return this.#tryToForceLoad(mod, "no versions for exported symbols");
+    }
+    return 0;
+  }
+
+  /** try_to_force_load(): only with CONFIG_MODULE_FORCE_LOAD, and then taint F. */
+  #tryToForceLoad(mod: Module, reason: string): number {
+    if (!this.kconfig.MODULE_FORCE_LOAD) return -ENOEXEC;
+    if (!this.#k.taint.test(TAINT_FORCED_MODULE)) this.#pr(4, `${mod.name}: ${reason}: kernel tainted.`);
+    this.#taintModule(mod, TAINT_FORCED_MODULE, "LOCKDEP_NOW_UNRELIABLE");
+    return 0;
+  }
+
+  /** add_taint_module() */
+  #taintModule(mod: Module, bit: number, lockdep: "LOCKDEP_STILL_OK" | "LOCKDEP_NOW_UNRELIABLE"): void {
+    this.#k.taint.add(bit, lockdep);
+    mod.taints |= 1 << bit;
+  }
+
+  /**
+   * find_symbol(): vmlinux (plain, then GPL if allowed, then GPL_FUTURE), then every formed
+   * module, newest first. A GPL-only symbol a non-GPL module may not use is skipped.
+   */
+  #findSymbol(name: string, gplok: boolean, exclude: Module | null = null, warn = false): FoundSymbol | null {
+    const version = this.#k.profile.version;
+    const check = (cls: ExportClass): boolean => {
+      if (gplok) return true;
+      if (cls === "EXPORT_SYMBOL_GPL") return false;
+      if (cls === "EXPORT_SYMBOL_GPL_FUTURE" && warn) {
+        this.#pr(4, `Symbol ${name} is being used by a non-GPL module, which will not be allowed in the future`);
+      }
+      return true;
+    };
+    const ksym = kernelSymbol(name);
+    const cls = exportClass(name, version);
+    if (ksym && cls && check(cls)) return { owner: null, cls, crc: this.kconfig.MODVERSIONS ? symbolCrc(ksym) : null };
+    for (const m of this.list) {
+      if (m.state === "UNFORMED" || m === exclude) continue;
+      for (const order of ["EXPORT_SYMBOL", "EXPORT_SYMBOL_GPL", "EXPORT_SYMBOL_GPL_FUTURE"] as const) {
+        const e = m.exports.find((x) => x.name === name && x.class === order);
+        if (e && check(e.class)) return { owner: m, cls: e.class, crc: e.crc };
+      }
+    }
+    return null;
+  }
+
+  /** check_version(): a CRC from __versions against the owner's; missing is let through once. */
+  #checkVersion(mod: Module, name: string, crc: number | null): boolean {
+    if (crc === null) return true;
+    const versions = mod.image.versions;
+    if (versions === null) return this.#tryToForceLoad(mod, name) === 0;
+    const v = versions.find((x) => x.name === name);
+    if (!v) {
+      this.#once("no symbol version", () => this.#pr(4, `${mod.name}: no symbol version for ${name}`));
+      return true;
+    }
+    if (v.crc >>> 0 === crc >>> 0) return true;
+    this.#pr(4, `${mod.name}: disagrees about version of symbol ${name}`);
+    return false;
+  }
+
+  /** resolve_symbol_wait(): the symbol, or null when not found, or a negative errno. */
+  #resolveSymbol(mod: Module, name: string): FoundSymbol | null | number {
+    const found = this.#findSymbol(name, !(mod.taints & (1 << TAINT_PROPRIETARY_MODULE)), mod, true);
+    if (!found) return null;
+    if (!this.#checkVersion(mod, name, found.crc)) return -EINVAL;
+    const err = this.#refModule(mod, found.owner);
+    if (err === -EBUSY) {
+      // The owner is still in its init: nothing else runs while it does, so the 30 s pass.
+      this.#k.clock.advance(30 * NSEC_PER_SEC);
+      this.#pr(4, `${mod.name}: gave up waiting for init of module ${found.owner!.name}.`);
+    }
+    return err ? err : found;
+  }
+
+  /** simplify_symbols(): every undefined symbol; one line per failure; the last error wins. */
+  #simplifySymbols(mod: Module): number {
+    let ret = 0;
+    for (const u of mod.image.undefinedSymbols) {
+      const r = this.#resolveSymbol(mod, u.name);
+      if (r && typeof r === "object") continue;
+      if (r === null && u.weak) continue;
+      const err = typeof r === "number" ? r : -ENOENT;
+      this.#pr(4, `${mod.name}: Unknown symbol ${u.name} (err ${err})`);
+      ret = err;
+    }
+    return ret;
+  }
+
+  /** ref_module(): a use link (one reference) the first time mod takes a symbol of owner. */
+  #refModule(mod: Module, owner: Module | null): number {
+    if (!owner || mod.targetList.includes(owner)) return 0;
+    if (owner.state === "COMING") return -EBUSY;
+    if (!this.try_module_get(owner)) return -ENOENT;
+    mod.targetList.push(owner);
+    owner.sourceList.push(mod);
+    return 0;
+  }
+
+  // ---- linking and running module code ---------------------------------------------------
+
+  async #link(mod: Module): Promise<void> {
+    const k = this.#k;
+    const version = k.profile.version;
+    const resolved = (api: KApi) => api.symbols.every((s) => this.#symbolResolvedFor(mod, s, version));
+    const apis: KApi[] = [];
+    const externs: string[] = [];
+    for (const name of mod.image.imports) {
+      const api = kernelApi(name);
+      if (api) {
+        if (resolved(api)) apis.push(api);
+      } else if (!(name in KERNEL_CONSTANTS) && mod.image.undefinedSymbols.some((u) => u.name === name) && this.#findSymbol(name, !(mod.taints & 1), mod)) {
+        externs.push(name);
+      }
+    }
+    const table: ({ api: KApi } | { extern: string })[] = [...apis.map((api) => ({ api })), ...externs.map((extern) => ({ extern }))];
+    const data = ["iomem_resource"].filter((s) => mod.image.imports.includes(s) && this.#symbolResolvedFor(mod, s, version));
+    const kcallGlobal = mod.builtin ? `__kemu_kcall_${++this.#loads}_${mod.name}` : IsolateRuntime.kcallGlobal;
+    const shimSource = generateShim({
+      apis: apis.map((api, i) => ({ index: i + 1, api })),
+      externs: externs.map((name, i) => ({ index: apis.length + 1 + i, name })),
+      data,
+      constants: KERNEL_CONSTANTS,
+      kcallGlobal,
+    });
+    const kcall = (index: number, args: unknown[]) => this.#kcall(mod, table, data, index, args);
+    const runtime: ModuleRuntime = mod.builtin
+      ? new BuiltinRuntime({ name: mod.name, shimSource, code: mod.image.code, kcall, kcallGlobal })
+      : new IsolateRuntime({
+          name: mod.name,
+          shimSource,
+          code: mod.image.code,
+          kcall,
+          memoryLimitMiB: this.heapMiB,
+          timeoutMs: this.timeoutMs,
+          now: () => Date.UTC(2019, 2, 3) + k.clock.now() / 1e6,
+          random: () => k.random.u32() / 2 ** 32,
+        });
+    mod.runtime = runtime;
+    mod.marshal = new Marshal(k, mod, (fn, args) => this.#callModule(mod, fn, args, "any"));
+    await runtime.link();
+  }
+
+  /** The symbol resolved for this module (vmlinux or a module it links to). */
+  #symbolResolvedFor(mod: Module, sym: string, version: string): boolean {
+    void version;
+    if (!mod.image.undefinedSymbols.some((u) => u.name === sym)) return false;
+    return this.#findSymbol(sym, !(mod.taints & (1 << TAINT_PROPRIETARY_MODULE)), mod) !== null;
+  }
+
+  /** The kernel side of a module's shim: index 0 is data, then its functions, then externs. */
+  #kcall(mod: Module, table: ({ api: KApi } | { extern: string })[], data: string[], index: number, args: unknown[]): unknown {
+    const k = this.#k;
+    const marshal = mod.marshal!;
+    if (mod.dead) throw new DriverFault("dead", `${mod.name} is dead`);
+    if (index === CALL_DATA) {
+      const out: Record<string, unknown> = { THIS_MODULE: marshal.out(kind("o:module"), mod) };
+      for (const d of data) if (d === "iomem_resource") out[d] = marshal.out(kind("o:resource"), k.mm.iomem.root);
+      return out;
+    }
+    if (index === CALL_SYMBOL) return this.#callGotSymbol(mod, args[0] as string, args[1] as unknown[]);
+    const entry = table[index - 1];
+    if (!entry) throw new Error(`bad kernel call index ${index}`);
+    if ("extern" in entry) return this.#callExtern(mod, entry.extern, args);
+    const api = entry.api;
+    const ret = kind(api.ret);
+    let converted: unknown[];
+    try {
+      converted = args.map((a, i) => marshal.in(kind(i < api.params.length && api.params[i] !== "...any" ? api.params[i]! : "any"), a));
+    } catch (e) {
+      if (!(e instanceof ArgError)) throw e;
+      this.#pr(3, `kemu: ${mod.name}: ${api.name}(): ${e.message}; call refused`);
+      return marshal.out(ret, errorValue(ret.t));
+    }
+    try {
+      return marshal.out(ret, k.bugs.frame(api.name, () => api.impl(marshal.ctx, ...converted)));
+    } catch (e) {
+      if (e instanceof ArgError) {
+        this.#pr(3, `kemu: ${mod.name}: ${api.name}(): ${e.message}; call refused`);
+        return marshal.out(ret, errorValue(ret.t));
+      }
+      // The kernel oopsed or the task hung inside this call: the report is out; the module
+      // that made the call is contained when control comes back out of it.
+      if (e instanceof KernelOops || e instanceof HungTaskError) mod.kernelFault = true;
+      throw e;
+    }
+  }
+
+  /** Call into a module, as the kernel calls a callback; a failure is contained. */
+  #callModule(mod: Module, fn: number, args: unknown[], ret: string): unknown {
+    if (!mod.runtime || mod.dead) throw new DriverFault("dead", `${mod.name} is dead`);
+    try {
+      return this.#k.bugs.frame(`[${mod.name}]`, () => mod.runtime!.call(fn, args, ret));
+    } catch (e) {
+      if (e instanceof DriverFault) this.#fault(mod, e);
+      throw e;
+    }
+  }
+
+  /** A call to a symbol another module exports (kemu/extern). */
+  #callExtern(mod: Module, name: string, args: unknown[]): unknown {
+    const found = this.#findSymbol(name, !(mod.taints & 1), mod);
+    if (!found || !found.owner) throw new DriverFault("dead", `symbol ${name} is gone`);
+    return this.#callExport(found.owner, name, args);
+  }
+
+  #callExport(owner: Module, name: string, args: unknown[]): unknown {
+    const fn = owner.exportFns?.[name];
+    if (!fn) throw new DriverFault("dead", `${owner.name} does not export ${name}`);
+    try {
+      return this.#callModule(owner, fn, args, "any");
+    } catch (e) {
+      if (e instanceof DriverFault) return -EFAULT;
+      throw e;
+    }
+  }
+
+  #callGotSymbol(mod: Module, name: string, args: unknown[]): unknown {
+    if (!this.#gotSymbols.get(mod)?.has(name)) throw new DriverFault("dead", `${name} was not taken with symbol_get()`);
+    const found = this.#findSymbol(name, true, mod);
+    if (!found?.owner) throw new DriverFault("dead", `symbol ${name} is gone`);
+    return this.#callExport(found.owner, name, args);
+  }
+
+  /** do_init_module(): run the top level and init; LIVE on success, freed on failure. */
+  #doInitModule(mod: Module): Module | number {
+    const k = this.#k;
+    let ret = 0;
+    try {
+      const info = mod.runtime!.evaluate();
+      mod.hasInit = info.init !== 0;
+      mod.hasExit = info.exit !== 0;
+      mod.exportFns = info.exports;
+      mod.exitFn = info.exit;
+      if (info.init) {
+        const r = this.#callModule(mod, info.init, [], "int");
+        ret = typeof r === "number" && Number.isFinite(r) ? Math.trunc(r) : 0;
+      }
+    } catch (e) {
+      if (!(e instanceof DriverFault || e instanceof KernelOops || e instanceof HungTaskError)) throw e;
+      if (e instanceof DriverFault && !mod.dead) this.#fault(mod, e);
+      this.#contain(mod);
+      return -EFAULT;
+    }
+    if (mod.dead) {
+      this.#contain(mod);
+      return -EFAULT;
+    }
+    if (ret < 0) {
+      mod.state = "GOING";
+      k.sched.synchronize_rcu();
+      this.module_put(mod);
+      this.#freeModule(mod);
+      return ret;
+    }
+    if (ret > 0) {
+      this.#pr(4, `do_init_module: '${mod.name}'->init suspiciously returned ${ret}, it should follow 0/-E convention\ndo_init_module: loading module anyway...`);
+      k.bugs.dumpStack(4, ["do_init_module"]);
+    }
+    mod.state = "LIVE";
+    this.module_put(mod); // drop the loader's reference
+    return mod;
+  }
+
+  /** Unwind a load that failed before init: the module never ran. */
+  #unwind(mod: Module, err: number): number {
+    this.#freeModule(mod);
+    return err;
+  }
+
+  // ---- delete_module() -------------------------------------------------------------------
+
+  /** delete_module(): 0 or a negative errno, in the decision order of spec U5. */
+  delete_module(name: string, flags = O_NONBLOCK): number {
+    if (this.modules_disabled) return -EPERM;
+    if (!name || name.length > 55) return -ENOENT;
+    const mod = this.find_module(name);
+    if (!mod) return -ENOENT;
+    if (mod.sourceList.length) return -EWOULDBLOCK;
+    if (mod.state !== "LIVE") return -EBUSY;
+    if (mod.hasInit && !mod.hasExit && !this.#tryForceUnload(flags)) return -EBUSY;
+    // try_stop_module(): drop the base reference unless someone holds another.
+    mod.refcnt -= MODULE_REF_BASE;
+    if (mod.refcnt < 0) this.#k.bugs.bug({ ...MODULE_C, func: "try_release_module_ref" });
+    if (mod.refcnt !== 0) {
+      mod.refcnt += MODULE_REF_BASE;
+      if (!this.#tryForceUnload(flags)) return -EWOULDBLOCK;
+    }
+    mod.state = "GOING";
+    if (mod.exitFn) {
+      try {
+        this.#callModule(mod, mod.exitFn, [], "void");
+      } catch (e) {
+        if (!(e instanceof DriverFault || e instanceof KernelOops || e instanceof HungTaskError)) throw e;
+      }
+    }
+    this.lastUnloaded = mod.name;
+    if (mod.dead) {
+      this.#contain(mod);
+      return -EFAULT;
+    }
+    this.#freeModule(mod);
+    return 0;
+  }
+
+  /** try_force_unload(): only with CONFIG_MODULE_FORCE_UNLOAD and O_TRUNC; taints R. */
+  #tryForceUnload(flags: number): boolean {
+    if (!this.kconfig.MODULE_FORCE_UNLOAD || !(flags & O_TRUNC)) return false;
+    this.#k.taint.add(TAINT_FORCED_RMMOD, "LOCKDEP_NOW_UNRELIABLE");
+    return true;
+  }
+
+  /** free_module(): off the list, use links dropped, code and handles gone. */
+  #freeModule(mod: Module): void {
+    this.#releaseHoldings(mod, false);
+    mod.state = "UNFORMED";
+    for (const target of mod.targetList) {
+      target.sourceList.splice(target.sourceList.indexOf(mod), 1);
+      this.module_put(target);
+    }
+    mod.targetList.length = 0;
+    const i = this.list.indexOf(mod);
+    if (i >= 0) this.list.splice(i, 1);
+    this.handles.dropOwner(mod.name);
+    mod.marshal?.clear();
+    mod.runtime?.dispose();
+  }
+
+  /**
+   * What a module still has registered when it goes: its drivers and devices cannot outlive
+   * its code. A living module that forgot them gets a line saying so; memory it allocated
+   * is left as the kernel leaves it (the leak checker reports it), unless it died.
+   */
+  #releaseHoldings(mod: Module, dead: boolean): void {
+    const k = this.#k;
+    const h = mod.holdings;
+    for (const drv of [...h.drivers]) {
+      if (!dead) this.#pr(3, `kemu: ${mod.name}: platform driver '${drv.name}' still registered at unload; unregistering it`);
+      if (dead) drv.remove = null;
+      k.platform.platform_driver_unregister(drv);
+      h.drivers.delete(drv);
+    }
+    for (const pdev of [...h.pdevs]) {
+      if (!dead) this.#pr(3, `kemu: ${mod.name}: platform device '${pdev.dev.name}' still registered at unload; unregistering it`);
+      k.platform.platform_device_unregister(pdev);
+      h.pdevs.delete(pdev);
+    }
+    for (const hd of [...h.hmmDevices]) {
+      if (!dead) this.#pr(3, `kemu: ${mod.name}: ${hd.device.name} still held at unload; putting it`);
+      k.hmm.hmm_device_put(hd);
+      h.hmmDevices.delete(hd);
+    }
+    if (!dead) return;
+    for (const r of [...h.regions]) k.mm.iomem.release_mem_region(r.start, r.end - r.start + 1);
+    h.regions.clear();
+    for (const b of [...h.kbufs]) if (!b.freed) k.mm.kfree(b);
+    h.kbufs.clear();
+  }
+
+  // ---- containment -----------------------------------------------------------------------
+
+  /** A module's code failed: report it as an oops naming the module (taint D) and mark it dead. */
+  #fault(mod: Module, f: DriverFault): void {
+    if (mod.dead) return;
+    mod.dead = true;
+    mod.deathReason = f.kind === "dead" ? "dead" : f.message;
+    if (f.kind === "dead" || mod.kernelFault) return;
+    this.#report(mod, f);
+  }
+
+  #report(mod: Module, f: DriverFault): void {
+    const k = this.#k;
+    const frames = driverFrames(f.driverStack, mod.name);
+    const header: string[] = [];
+    if (f.kind === "timeout") {
+      // The soft-lockup watchdog fires after 2 x watchdog_thresh (10 s).
+      k.clock.advance(22 * NSEC_PER_SEC);
+      const t = k.sched.current;
+      this.#pr(0, `watchdog: BUG: soft lockup - CPU#0 stuck for 22s! [${t.comm}:${t.pid}]`);
+      k.taint.add(TAINT_SOFTLOCKUP, "LOCKDEP_STILL_OK");
+      header.push(`kemu: ${mod.name}: killed: ${f.message}`);
+    } else if (f.kind === "heap") {
+      header.push(`kemu: ${mod.name}: killed: ${f.message}`);
+    } else {
+      header.push(`kemu: ${mod.name}: ${f.message}`);
+      for (const fr of f.driverStack.split("\n").slice(1, 6)) if (fr.trim()) header.push(`  ${fr.trim()}`);
+    }
+    header.push(`RIP: 0010:${frames[0] ?? "0x0"}`);
+    try {
+      k.bugs.oops(header, "Oops: 0000", { file: `drivers/${mod.name}.mjs`, func: frames[0] ?? `[${mod.name}]` });
+    } catch (e) {
+      if (!(e instanceof KernelOops)) throw e;
+    }
+  }
+
+  /** Tear a dead module down: its devices and drivers go (no callbacks into it), its memory is freed. */
+  #contain(mod: Module): void {
+    mod.dead = true;
+    mod.state = "GOING";
+    this.#releaseHoldings(mod, true);
+    if (mod.sourceList.length === 0) this.#freeModule(mod);
+    else {
+      mod.runtime?.dispose();
+      this.#pr(3, `kemu: ${mod.name}: dead, but used by ${mod.sourceList.map((m) => m.name).join(",")}; it stays listed until they go`);
+    }
+  }
+
+  /** Work queued for when the current operation is over: contain modules that died meanwhile. */
+  reapDead(): void {
+    for (const mod of [...this.list]) if (mod.dead && mod.state === "LIVE") this.#contain(mod);
+  }
+
+  // ---- module references -----------------------------------------------------------------
+
+  /** try_module_get(): fails only once the module is going (or its count reached 0). */
+  try_module_get(mod: Module | null): boolean {
+    if (!mod) return true;
+    if (mod.state === "GOING" || mod.refcnt === 0) return false;
+    mod.refcnt++;
+    return true;
+  }
+
+  /** __module_get(): unconditionally. */
+  __module_get(mod: Module | null): void {
+    if (mod) mod.refcnt++;
+  }
+
+  /** module_put(): atomic_dec_if_positive(), and WARN_ON when it would go negative. */
+  module_put(mod: Module | null): void {
+    if (!mod) return;
+    if (mod.refcnt - 1 < 0) {
+      this.#k.warn({ ...MODULE_C, func: "module_put" }, null);
+      return;
+    }
+    mod.refcnt--;
+  }
+
+  /** __symbol_get(): a GPL-visible symbol of a live module, taking a reference on it. */
+  symbol_get(caller: Module, name: string): string | null {
+    const found = this.#findSymbol(name, true, caller);
+    if (!found || !found.owner) return null;
+    if (found.owner.state === "COMING" || !this.try_module_get(found.owner)) return null;
+    let got = this.#gotSymbols.get(caller);
+    if (!got) this.#gotSymbols.set(caller, (got = new Set()));
+    got.add(name);
+    return name;
+  }
+
+  /** __symbol_put(): drop the reference symbol_get() took. */
+  symbol_put(name: string): void {
+    const found = this.#findSymbol(name, true);
+    if (!found) {
+      this.#k.bugs.bug({ ...MODULE_C, func: "__symbol_put" });
+    }
+    this.module_put(found.owner);
+  }
+
+  // ---- views -----------------------------------------------------------------------------
+
+  /** /proc/modules: "name size refcnt deps state address[ (flags)]", newest first. */
+  procModules(): string {
+    const count = this.#k.taint.count;
+    let out = "";
+    for (const m of this.list) {
+      if (m.state === "UNFORMED") continue;
+      let deps = m.sourceList.map((s) => s.name + ",").join("");
+      if (m.hasInit && !m.hasExit) deps += "[permanent],";
+      const state = m.state === "GOING" ? "Unloading" : m.state === "COMING" ? "Loading" : "Live";
+      const flags = m.taints ? " " + m.flags(count) : "";
+      out += `${m.name} ${m.size} ${m.refcount} ${deps || "-"} ${state} 0x${m.base.toString(16)}${flags}\n`;
+    }
+    return out;
+  }
+
+  /** print_modules(): " name(flags)" for each module, then " [last unloaded: x]". */
+  modulesLinkedIn(): string {
+    const count = this.#k.taint.count;
+    let s = "";
+    for (const m of this.list) if (m.state !== "UNFORMED") s += ` ${m.name}${m.flags(count)}`;
+    if (this.lastUnloaded) s += ` [last unloaded: ${this.lastUnloaded}]`;
+    return s;
+  }
+
+  /** kmod's lsmod: "Module                  Size  Used by". */
+  lsmod(): string {
+    let out = "Module                  Size  Used by\n";
+    for (const m of this.list) {
+      if (m.state === "UNFORMED") continue;
+      const holders = m.sourceList.map((s) => s.name).join(",");
+      out += `${m.name.padEnd(19)} ${String(m.size).padStart(8)}  ${m.refcount}${holders ? " " + holders : ""}\n`;
+    }
+    return out;
+  }
+
+  /** /proc/kemu/modules: how each module runs and what it costs. */
+  procKemuModules(): string {
+    let out = "name                 mode      state      cpu_ms   heap_kib  heap_limit_kib\n";
+    for (const m of this.list) {
+      if (m.state === "UNFORMED") continue;
+      const s = m.runtime?.stats() ?? { cpuNs: 0, heapUsed: 0, heapLimit: 0 };
+      const state = m.dead ? "dead" : m.state.toLowerCase();
+      out += `${m.name.padEnd(20)} ${(m.builtin ? "built-in" : "isolated").padEnd(9)} ${state.padEnd(10)} ${(s.cpuNs / 1e6).toFixed(3).padStart(9)} ${String(Math.round(s.heapUsed / 1024)).padStart(10)} ${String(Math.round(s.heapLimit / 1024)).padStart(15)}\n`;
+    }
+    return out;
+  }
+
+  /** All functions kemu/kernel offers (for the SDK). */
+  static get apis(): readonly KApi[] {
+    return KERNEL_APIS;
+  }
+}
+
+/** same_magic(): with CRCs the version part before the first space is not compared. */
+function sameMagic(a: string, b: string, hasCrcs: boolean): boolean {
+  if (hasCrcs) {
+    a = a.slice(a.indexOf(" ") >= 0 ? a.indexOf(" ") : a.length);
+    b = b.slice(b.indexOf(" ") >= 0 ? b.indexOf(" ") : b.length);
+  }
+  return a === b;
+}
+
+/** What a call returns when the kernel refuses it, by result kind. */
+function errorValue(t: string): unknown {
+  switch (t) {
+    case "int":
+    case "num":
+    case "o":
+      return -EINVAL;
+    case "bool":
+      return false;
+    case "str":
+      return "";
+    default:
+      return null;
+  }
+}
+
+/** Function names from a V8 stack, as "name [module]", innermost first. */
+function driverFrames(stack: string, mod: string): string[] {
+  const out: string[] = [];
+  for (const line of stack.split("\n")) {
+    const m = /^\s*at (?:async )?([^\s(]+) \((?:file:\/\/\/drivers\/|kemu:\/\/\/drivers\/)/.exec(line);
+    if (m) out.push(`${m[1]} [${mod}]`);
+  }
+  return out;
+}
+
+/** Turn a loader errno into the message insmod prints (kmod's mod_strerror()). */
+export function insmodError(file: string, err: number): KernelError {
+  const e = -err;
+  const msg =
+    e === ENOEXEC ? "Invalid module format" : e === ENOENT ? "Unknown symbol in module" : e === EINVAL ? "Invalid parameters" : new KernelError(e).message.replace(/^[A-Z0-9]+: /, "");
+  return new KernelError(e, `insmod: ERROR: could not insert module ${file}: ${msg}`);
+}
+

@@ -1,0 +1,91 @@
+// struct module: what the loader knows about a loaded module.
+
+import { letters } from "../taint.ts";
+import type { KoImage } from "./ko.ts";
+import type { Marshal } from "./marshal.ts";
+import type { ModuleRuntime } from "./runtime.ts";
+import type { ExportClass } from "./ksymtab.ts";
+import type { KBuf } from "../mm/slab.ts";
+import type { Resource } from "../mm/resource.ts";
+import type { DeviceDriver } from "../base/device.ts";
+import type { PlatformDevice } from "../base/platform.ts";
+import type { HmmDevice } from "../mm/hmm-devmem.ts";
+
+/** What a module created through the kernel and still holds: torn down if the module dies. */
+export interface ModuleHoldings {
+  kbufs: Set<KBuf>;
+  regions: Set<Resource>;
+  drivers: Set<DeviceDriver>;
+  pdevs: Set<PlatformDevice>;
+  hmmDevices: Set<HmmDevice>;
+}
+
+export type ModuleState = "UNFORMED" | "COMING" | "LIVE" | "GOING";
+
+/** MODULE_REF_BASE: the base reference dropped by a successful unload. */
+export const MODULE_REF_BASE = 1;
+
+export interface ModuleExport {
+  name: string;
+  class: ExportClass;
+  crc: number | null;
+}
+
+export class Module {
+  readonly name: string;
+  state: ModuleState = "UNFORMED";
+  /** mod->taints */
+  taints = 0;
+  /** mod->refcnt: MODULE_REF_BASE plus every reference. */
+  refcnt = MODULE_REF_BASE;
+  /** Modules that use this one ("Used by"): mod->source_list. */
+  readonly sourceList: Module[] = [];
+  /** Modules this one uses: mod->target_list. */
+  readonly targetList: Module[] = [];
+  readonly image: KoImage;
+  sigOk = false;
+  /** The module has an init / an exit function (known once its code has been evaluated). */
+  hasInit = false;
+  hasExit = false;
+  readonly exports: ModuleExport[];
+  /** core_layout.base and init+core size, as /proc/modules prints them. */
+  readonly base: bigint;
+  readonly size: number;
+  runtime: ModuleRuntime | null = null;
+  marshal: Marshal | null = null;
+  /** The module failed (exception, time-out, heap) and was contained. */
+  dead = false;
+  /** Why it died, for /proc/kemu/modules. */
+  deathReason = "";
+  /** Loaded in the host (built-in, =y) rather than isolated (=m). */
+  readonly builtin: boolean;
+  readonly holdings: ModuleHoldings = { kbufs: new Set(), regions: new Set(), drivers: new Set(), pdevs: new Set(), hmmDevices: new Set() };
+  /** A kernel call made by this module oopsed or hung: the report is printed already. */
+  kernelFault = false;
+  /** The function ids its code registered: exit, and EXPORT_SYMBOL()ed functions. */
+  exitFn = 0;
+  exportFns: Record<string, number> | null = null;
+
+  constructor(image: KoImage, base: bigint, builtin: boolean) {
+    this.name = image.thisModule;
+    this.image = image;
+    this.exports = image.exports.map((e) => ({ name: e.name, class: e.class, crc: e.crc }));
+    this.base = base;
+    this.size = Math.ceil((image.code.length + image.modinfo.length + 512) / 4096) * 4096;
+    this.builtin = builtin;
+  }
+
+  /** module_refcount(): the references beyond the base one. */
+  get refcount(): number {
+    return this.refcnt - MODULE_REF_BASE;
+  }
+
+  /** module_flags(): "(POE+)" etc.; "" when there is nothing to show. */
+  flags(taintCount: number): string {
+    if (!this.taints && this.state !== "GOING" && this.state !== "COMING") return "";
+    let s = "(" + letters(this.taints, taintCount, false);
+    if (this.state === "GOING") s += "-";
+    if (this.state === "COMING") s += "+";
+    return s + ")";
+  }
+}

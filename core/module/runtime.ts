@@ -1,0 +1,52 @@
+// How a module's code runs: isolated in its own V8 isolate (loadable, =m) or in the host
+// (built-in, =y). The loader and the marshalling code see only this interface.
+
+/** What a module's code registered while its top level ran. */
+export interface ModuleInfo {
+  init: number;
+  exit: number;
+  /** EXPORT_SYMBOL()ed functions: name -> function id. */
+  exports: Record<string, number>;
+}
+
+export interface RuntimeStats {
+  /** CPU time spent in the module's code, ns. */
+  cpuNs: number;
+  heapUsed: number;
+  heapLimit: number;
+}
+
+/** The module's code failed: it threw, ran past its time limit or out of heap. */
+export class DriverFault extends Error {
+  readonly kind: "exception" | "timeout" | "heap" | "dead";
+  readonly driverStack: string;
+  constructor(kind: DriverFault["kind"], message: string, driverStack = "") {
+    super(message);
+    this.name = "DriverFault";
+    this.kind = kind;
+    this.driverStack = driverStack;
+  }
+}
+
+/** The module's code does not link: it imports a name the shim does not export. */
+export class LinkError extends Error {
+  /** The kemu/kernel name that could not be resolved. */
+  readonly missing: string;
+  constructor(message: string, missing: string) {
+    super(message);
+    this.name = "LinkError";
+    this.missing = missing;
+  }
+}
+
+export interface ModuleRuntime {
+  readonly kind: "isolated" | "built-in";
+  /** Link the code against its shim. No module code runs. Throws LinkError. */
+  link(): void | Promise<void>;
+  /** Run the top level (module_init()/EXPORT_SYMBOL() registrations). Throws DriverFault. */
+  evaluate(): ModuleInfo;
+  /** Call one of the module's functions by id with wire arguments. Throws DriverFault. */
+  call(fn: number, args: unknown[], ret: string): unknown;
+  dispose(): void;
+  stats(): RuntimeStats;
+}
