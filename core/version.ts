@@ -37,17 +37,6 @@ export interface HmmBehaviour {
   readonly devmemOnMemremap: boolean;
 }
 
-/** What the module loader does differently between versions (spec module-loader). */
-export interface LoaderBehaviour {
-  /** 5.4+ module_sig_check(): "Loading of %s is rejected" and -EKEYREJECTED; before that an
-   *  unsigned module under MODULE_SIG_FORCE fails silently with -ENOKEY. */
-  readonly sigRejectMessage: boolean;
-  /** 5.9+: taint inheritance from proprietary modules (spec §5). */
-  readonly inheritProprietaryTaint: boolean;
-  /** EXPORT_SYMBOL_GPL_FUTURE is a live export class (2.6.17 .. 5.11). */
-  readonly gplFuture: boolean;
-}
-
 export interface VersionProfile {
   readonly version: KernelVersion;
   /** init_utsname()->release */
@@ -60,10 +49,7 @@ export interface VersionProfile {
   readonly pageOffset: bigint;
   readonly memremap: MemremapBehaviour;
   readonly hmm: HmmBehaviour;
-  readonly loader: LoaderBehaviour;
 }
-
-const LOADER_PRE_5_4: LoaderBehaviour = Object.freeze({ sigRejectMessage: false, inheritProprietaryTaint: false, gplFuture: true });
 
 const V4_19: VersionProfile = Object.freeze({
   version: "4.19",
@@ -82,7 +68,6 @@ const V4_19: VersionProfile = Object.freeze({
     memmapInitMessage: false,
   }),
   hmm: Object.freeze({ devmemOnMemremap: false }),
-  loader: LOADER_PRE_5_4,
 });
 
 const V4_20: VersionProfile = Object.freeze({
@@ -102,7 +87,6 @@ const V4_20: VersionProfile = Object.freeze({
     memmapInitMessage: true,
   }),
   hmm: Object.freeze({ devmemOnMemremap: false }),
-  loader: LOADER_PRE_5_4,
 });
 
 const V5_0: VersionProfile = Object.freeze({
@@ -122,7 +106,6 @@ const V5_0: VersionProfile = Object.freeze({
     memmapInitMessage: true,
   }),
   hmm: Object.freeze({ devmemOnMemremap: true }),
-  loader: LOADER_PRE_5_4,
 });
 
 const PROFILES: Record<KernelVersion, VersionProfile> = { "4.19": V4_19, "4.20": V4_20, "5.0": V5_0 };

@@ -155,7 +155,7 @@ export interface SigCheck {
  * module_sig_check()'s first half: strip and verify an appended signature (mod_verify_sig()).
  * Unsigned modules come back with -ENOKEY, as 4.19-5.0 report them.
  */
-export function checkSignature(bytes: Uint8Array, trusted: readonly KeyObject[], name: string): SigCheck {
+export function checkSignature(bytes: Uint8Array, trusted: readonly KeyObject[]): SigCheck {
   const marker = Buffer.from(MODULE_SIG_STRING);
   const len = bytes.length;
   if (len <= marker.length || !Buffer.from(bytes.subarray(len - marker.length)).equals(marker)) return { payload: bytes, err: -ENOKEY };
@@ -167,9 +167,9 @@ export function checkSignature(bytes: Uint8Array, trusted: readonly KeyObject[],
   if (sigLen >= modlen) return { payload: bytes, err: -EBADMSG };
   modlen -= sigLen;
   const payload = bytes.subarray(0, modlen);
-  if (ms[2] !== PKEY_ID_PKCS7) return { payload, err: -ENOPKG, message: `${name}: Module is not signed with expected PKCS#7 message` };
+  if (ms[2] !== PKEY_ID_PKCS7) return { payload, err: -ENOPKG, message: "Module is not signed with expected PKCS#7 message" };
   if (ms[0] || ms[1] || ms[3] || ms[4] || ms[5] || ms[6] || ms[7]) {
-    return { payload, err: -EBADMSG, message: `${name}: PKCS#7 signature info has unexpected non-zero params` };
+    return { payload, err: -EBADMSG, message: "PKCS#7 signature info has unexpected non-zero params" };
   }
   const blob = Buffer.from(bytes.subarray(modlen, modlen + sigLen));
   const tag = Buffer.from(PKCS7_TAG + "\0");

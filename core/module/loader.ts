@@ -115,21 +115,16 @@ export class ModuleSubsystem {
     if (this.modules_disabled) return -EPERM;
     const flags = opts.flags ?? 0;
 
-    // module_sig_check(): before anything else looks at the file.
-    let payload = bytes;
-    let sigOk = false;
-    if (this.kconfig.MODULE_SIG) {
-      let name = "(null)";
-      try {
-        name = parseKo(bytes).thisModule;
-      } catch {
-        // the name is only for messages; a signed file does not parse as it stands
-      }
-      const sig = checkSignature(bytes, this.#keys, name);
-      if (sig.message) this.#pr(3, sig.message);
-      payload = sig.payload;
-      if (sig.err === 0) sigOk = true;
-      else if (!(sig.err === -ENOKEY && !this.kconfig.MODULE_SIG_FORCE)) return sig.err;
+    // module_sig_check(): before anything else looks at the file. Only with flags == 0: a
+    // module with version information removed is no longer the module that was signed.
+    // The ELF parser ignores a signature trailing the sections, checked or not.
+    const sig = checkSignature(bytes, this.#keys);
+    const payload = sig.payload;
+    const sigOk = this.kconfig.MODULE_SIG && flags === 0 && sig.err === 0;
+    if (this.kconfig.MODULE_SIG && !sigOk) {
+      const err = flags ? -ENOKEY : sig.err;
+      if (!flags && sig.message) this.#pr(3, sig.message);
+      if (!(err === -ENOKEY && !this.kconfig.MODULE_SIG_FORCE)) return err;
     }
 
     let image: KoImage;
