@@ -11,8 +11,9 @@ import * as platform from "../base/platform.ts";
 import { PAGE_SHIFT, PAGE_SIZE, PA_SECTION_SIZE } from "../mm/memmap.ts";
 
 function pick(mod: Record<string, unknown>, re: RegExp): Record<string, number | string> {
+  // Sorted: a module namespace lists its exports sorted, a transpiled one in source order.
   const out: Record<string, number | string> = {};
-  for (const [k, v] of Object.entries(mod)) if (re.test(k) && (typeof v === "number" || typeof v === "string")) out[k] = v;
+  for (const [k, v] of Object.entries(mod).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) if (re.test(k) && (typeof v === "number" || typeof v === "string")) out[k] = v;
   return out;
 }
 

@@ -49,6 +49,18 @@ export function get_modinfo(modinfo: string, tag: string): string | undefined {
   return undefined;
 }
 
+/** The kemu/kernel names module code imports: `import { a, b as c } from "kemu/kernel"`. */
+export function codeImports(code: string): string[] {
+  const names = new Set<string>();
+  for (const m of code.matchAll(/import\s*\{([^}]*)\}\s*from\s*"kemu\/kernel"/g)) {
+    for (const part of m[1]!.split(",")) {
+      const n = part.trim().split(/\s+as\s+/)[0]!.trim();
+      if (n) names.add(n);
+    }
+  }
+  return [...names];
+}
+
 /** Every "tag=value" entry, in order (what modinfo(8) lists). */
 export function modinfoEntries(modinfo: string): [string, string][] {
   const out: [string, string][] = [];

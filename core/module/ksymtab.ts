@@ -118,12 +118,14 @@ export function symbolCrc(sym: KernelSymbol): number {
   return crc32(sym.proto);
 }
 
-/**
- * Module.symvers for vmlinux in the 4.19-5.3 format: "crc\tsymbol\tmodule\texport-type", with
- * CRCs only under CONFIG_MODVERSIONS (0x00000000 otherwise).
- */
+/** One Module.symvers line in the 4.19-5.3 layout: "crc\tsymbol\tmodule\texport-type". */
+export function symversLine(crc: number | null, name: string, module: string, cls: ExportClass): string {
+  return `0x${(crc ?? 0).toString(16).padStart(8, "0")}\t${name}\t${module}\t${cls}`;
+}
+
+/** Module.symvers for vmlinux; CRCs only under CONFIG_MODVERSIONS (0x00000000 otherwise). */
 export function moduleSymvers(version: KernelVersion, modversions: boolean): string {
   return SYMBOLS.filter((s) => s.exports[version])
-    .map((s) => `0x${(modversions ? symbolCrc(s) : 0).toString(16).padStart(8, "0")}\t${s.name}\tvmlinux\t${s.exports[version]}`)
+    .map((s) => symversLine(modversions ? symbolCrc(s) : null, s.name, "vmlinux", s.exports[version]!))
     .join("\n") + "\n";
 }

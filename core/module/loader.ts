@@ -11,12 +11,14 @@ import type { Kernel } from "../kernel.ts";
 import { KernelOops } from "../kernel/bug.ts";
 import { HungTaskError } from "../kernel/sched.ts";
 import { NSEC_PER_SEC } from "../clock.ts";
+import { crc32 } from "../lib/crc32.ts";
+import { Prandom } from "../lib/random.ts";
 import {
   TAINT_CRAP, TAINT_FORCED_MODULE, TAINT_FORCED_RMMOD, TAINT_OOT_MODULE, TAINT_PROPRIETARY_MODULE, TAINT_SOFTLOCKUP, TAINT_UNSIGNED_MODULE,
 } from "../taint.ts";
 import type { KApi } from "./api.ts";
 import { KERNEL_APIS, kernelApi } from "./apis/index.ts";
-import { BuiltinRuntime } from "./builtin.ts";
+import { BUILTIN_KCALL_GLOBAL, BuiltinRuntime } from "./builtin.ts";
 import { KERNEL_CONSTANTS } from "./constants.ts";
 import { HandleTable } from "./handles.ts";
 import { IsolateRuntime } from "./isolate.ts";
@@ -76,7 +78,6 @@ export class ModuleSubsystem {
   readonly heapMiB: number;
   readonly timeoutMs: number;
   #nextBase = 0xffffffffc0000000n;
-  #loads = 0;
   readonly #warnedOnce = new Set<string>();
   /** Symbols each module got with symbol_get(): module -> names. */
   readonly #gotSymbols = new WeakMap<Module, Set<string>>();
@@ -350,7 +351,7 @@ export class ModuleSubsystem {
     }
     const table: ({ api: KApi } | { extern: string })[] = [...apis.map((api) => ({ api })), ...externs.map((extern) => ({ extern }))];
     const data = ["iomem_resource"].filter((s) => mod.image.imports.includes(s) && this.#symbolResolvedFor(mod, s, version));
-    const kcallGlobal = mod.builtin ? `__kemu_kcall_${++this.#loads}_${mod.name}` : IsolateRuntime.kcallGlobal;
+    const kcallGlobal = mod.builtin ? BUILTIN_KCALL_GLOBAL : IsolateRuntime.kcallGlobal;
     const shimSource = generateShim({
       apis: apis.map((api, i) => ({ index: i + 1, api })),
       externs: externs.map((name, i) => ({ index: apis.length + 1 + i, name })),
@@ -360,7 +361,7 @@ export class ModuleSubsystem {
     });
     const kcall = (index: number, args: unknown[]) => this.#kcall(mod, table, data, index, args);
     const runtime: ModuleRuntime = mod.builtin
-      ? new BuiltinRuntime({ name: mod.name, shimSource, code: mod.image.code, kcall, kcallGlobal })
+      ? new BuiltinRuntime({ name: mod.name, shimSource, code: mod.image.code, kcall })
       : new IsolateRuntime({
           name: mod.name,
           shimSource,
@@ -369,7 +370,7 @@ export class ModuleSubsystem {
           memoryLimitMiB: this.heapMiB,
           timeoutMs: this.timeoutMs,
           now: () => Date.UTC(2019, 2, 3) + k.clock.now() / 1e6,
-          random: () => k.random.u32() / 2 ** 32,
+          random: moduleRandom(k.config.seed, mod.name),
         });
     mod.runtime = runtime;
     mod.marshal = new Marshal(k, mod, (fn, args) => this.#callModule(mod, fn, args, "any"));
@@ -752,6 +753,15 @@ function sameMagic(a: string, b: string, hasCrcs: boolean): boolean {
     b = b.slice(b.indexOf(" ") >= 0 ? b.indexOf(" ") : b.length);
   }
   return a === b;
+}
+
+/**
+ * The isolate's Math.random(): seeded from the boot seed and the module's name, so a module
+ * sees the same numbers on every boot and its draws do not shift the kernel's own.
+ */
+function moduleRandom(seed: number, name: string): () => number {
+  const r = new Prandom((seed ^ crc32(name)) >>> 0);
+  return () => r.u32() / 2 ** 32;
 }
 
 /** What a call returns when the kernel refuses it, by result kind. */

@@ -8,8 +8,8 @@ import { basename, dirname, extname, resolve } from "node:path";
 import * as esbuild from "esbuild";
 import { KERNEL_CONSTANTS } from "../../core/module/constants.ts";
 import { KERNEL_APIS, kernelApi } from "../../core/module/apis/index.ts";
-import { serializeKo, signKo, type KoImage } from "../../core/module/ko.ts";
-import { exportClass, kernelSymbol, symbolCrc } from "../../core/module/ksymtab.ts";
+import { codeImports, serializeKo, signKo, type KoImage } from "../../core/module/ko.ts";
+import { exportClass, kernelSymbol, symbolCrc, symversLine } from "../../core/module/ksymtab.ts";
 import { license_is_gpl_compatible } from "../../core/module/license.ts";
 import { SHIM_MACROS } from "../../core/module/shim.ts";
 import { crc32 } from "../../core/lib/crc32.ts";
@@ -40,6 +40,8 @@ export interface BuildResult {
   image: KoImage;
   /** The kernel symbols the module needs, as modpost saw them. */
   symbols: string[];
+  /** This module's exports as Module.symvers lines, for the modules that import them. */
+  symvers: string;
   warnings: string[];
 }
 
@@ -70,18 +72,6 @@ function parseSymvers(text: string): Map<string, SymversEntry> {
     if (crc && sym && module && cls) out.set(sym, { crc: parseInt(crc, 16), module, cls });
   }
   return out;
-}
-
-/** The kemu/kernel names a bundle imports: `import { a, b as c } from "kemu/kernel"`. */
-function importedNames(code: string): string[] {
-  const names = new Set<string>();
-  for (const m of code.matchAll(/import\s*\{([^}]*)\}\s*from\s*"kemu\/kernel"/g)) {
-    for (const part of m[1]!.split(",")) {
-      const n = part.trim().split(/\s+as\s+/)[0]!.trim();
-      if (n) names.add(n);
-    }
-  }
-  return [...names];
 }
 
 export async function build(opts: BuildOptions): Promise<BuildResult> {
@@ -155,7 +145,7 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
   }
 
   // The symbols the module needs: those of each kernel function it calls, then externs.
-  const used = importedNames(code);
+  const used = codeImports(code);
   const undefinedSymbols: string[] = [];
   const externs: string[] = [];
   for (const n of used) {
@@ -164,8 +154,8 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
     if (n === "iomem_resource" && !undefinedSymbols.includes(n)) undefinedSymbols.push(n);
     if (!KERNEL_NAMES.has(n)) externs.push(n);
   }
-  const symvers = new Map<string, SymversEntry>();
-  for (const text of opts.symvers ?? []) for (const [k, v] of parseSymvers(text)) symvers.set(k, v);
+  const imported = new Map<string, SymversEntry>();
+  for (const text of opts.symvers ?? []) for (const [k, v] of parseSymvers(text)) imported.set(k, v);
 
   // modpost
   const license = modinfo.find(([t]) => t === "license")?.[1];
@@ -175,13 +165,13 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
   if (license === undefined) warnings.push(`WARNING: modpost: missing MODULE_LICENSE() in ${name}.o\nsee include/linux/module.h for more information`);
   const depends = new Set<string>();
   for (const s of [...undefinedSymbols, ...externs]) {
-    const cls = kernelSymbol(s) ? exportClass(s, version) : symvers.get(s)?.cls;
+    const cls = kernelSymbol(s) ? exportClass(s, version) : imported.get(s)?.cls;
     if (!cls) {
       const line = `${opts.modpostWarn ? "WARNING" : "ERROR"}: "${s}" [${name}.ko] undefined!`;
       (opts.modpostWarn ? warnings : errors).push(line);
       continue;
     }
-    const owner = symvers.get(s)?.module;
+    const owner = imported.get(s)?.module;
     if (owner && owner !== "vmlinux") depends.add(basename(owner));
     if (license !== undefined && !gplCompatible) {
       // ≤5.10 modpost: fatal() at the first GPL-only symbol (all errors are listed from 5.11).
@@ -209,7 +199,7 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
     ? [
         { name: "module_layout", crc: symbolCrc(kernelSymbol("module_layout")!) },
         ...undefinedSymbols.map((s) => ({ name: s, crc: symbolCrc(kernelSymbol(s)!) })),
-        ...externs.filter((s) => symvers.has(s)).map((s) => ({ name: s, crc: symvers.get(s)!.crc })),
+        ...externs.filter((s) => imported.has(s)).map((s) => ({ name: s, crc: imported.get(s)!.crc })),
       ]
     : null;
   const image: KoImage = {
@@ -223,6 +213,7 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
   };
   let ko = serializeKo(image);
   if (opts.signKey) ko = signKo(ko, opts.signKey);
-  return { ko, image, symbols: [...undefinedSymbols, ...externs], warnings };
+  const symvers = exports.map((e) => symversLine(e.crc, e.name, name, e.class) + "\n").join("");
+  return { ko, image, symbols: [...undefinedSymbols, ...externs], symvers, warnings };
 }
 

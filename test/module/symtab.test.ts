@@ -1,0 +1,104 @@
+// The symbol table is the one source of truth (principle 2): the export snapshots of spec
+// module-loader §10 H3/H4, Module.symvers in the kernel's format, and the generated SDK
+// declarations, which must not go stale.
+
+import { readFileSync } from "node:fs";
+import { fileURLToPath } from "node:url";
+import { describe, expect, it } from "vitest";
+import { KERNEL_APIS } from "../../core/module/apis/index.ts";
+import { exportClass, kernelSymbol, kernelSymbols, moduleSymvers, symbolCrc } from "../../core/module/ksymtab.ts";
+import { KERNEL_VERSIONS } from "../../core/version.ts";
+import { GENERATED } from "../../sdk/gen/main.ts";
+import { buildSource } from "../helpers/build.ts";
+
+const ROOT = fileURLToPath(new URL("../../", import.meta.url));
+
+describe("the export snapshots of the series (spec §10 H3/H4)", () => {
+  // H3 ("before", 4.19.0 and 4.20.0) and H4 ("after", 5.0) for every symbol the series touches.
+  const TABLE: [string, string | undefined, string | undefined, string | undefined][] = [
+    ["devm_memremap_pages", "EXPORT_SYMBOL", "EXPORT_SYMBOL", "EXPORT_SYMBOL_GPL"],
+    ["get_dev_pagemap", "EXPORT_SYMBOL_GPL", "EXPORT_SYMBOL_GPL", "EXPORT_SYMBOL_GPL"],
+    ["devmap_managed_key", "EXPORT_SYMBOL", "EXPORT_SYMBOL", "EXPORT_SYMBOL"],
+    ["dev_pagemap_get_ops", "EXPORT_SYMBOL_GPL", "EXPORT_SYMBOL_GPL", "EXPORT_SYMBOL_GPL"],
+    ["dev_pagemap_put_ops", "EXPORT_SYMBOL_GPL", "EXPORT_SYMBOL_GPL", "EXPORT_SYMBOL_GPL"],
+    ["__put_devmap_managed_page", "EXPORT_SYMBOL", "EXPORT_SYMBOL", "EXPORT_SYMBOL"],
+    ["hmm_devmem_add", "EXPORT_SYMBOL", "EXPORT_SYMBOL", "EXPORT_SYMBOL_GPL"],
+    ["hmm_devmem_add_resource", "EXPORT_SYMBOL", "EXPORT_SYMBOL", "EXPORT_SYMBOL_GPL"],
+    ["hmm_devmem_remove", "EXPORT_SYMBOL", "EXPORT_SYMBOL", undefined],
+    ["hmm_device_new", "EXPORT_SYMBOL", "EXPORT_SYMBOL", "EXPORT_SYMBOL"],
+    ["hmm_device_put", "EXPORT_SYMBOL", "EXPORT_SYMBOL", "EXPORT_SYMBOL"],
+  ];
+  for (const [name, v419, v420, v50] of TABLE) {
+    it(`${name}: ${v419 ?? "absent"} / ${v420 ?? "absent"} / ${v50 ?? "absent"}`, () => {
+      expect([exportClass(name, "4.19"), exportClass(name, "4.20"), exportClass(name, "5.0")]).toEqual([v419, v420, v50]);
+    });
+  }
+
+  it("changes nothing else between 4.20 and 5.0", () => {
+    const changed = kernelSymbols().filter((s) => s.exports["4.20"] !== s.exports["5.0"]).map((s) => s.name);
+    expect(changed.sort()).toEqual(["devm_memremap_pages", "hmm_devmem_add", "hmm_devmem_add_resource", "hmm_devmem_remove"]);
+    const changed419 = kernelSymbols().filter((s) => s.exports["4.19"] !== s.exports["4.20"]).map((s) => s.name);
+    expect(changed419).toEqual([]);
+  });
+});
+
+describe("Module.symvers", () => {
+  it("lists vmlinux's exports as crc, symbol, module and export type, TAB-separated (4.19-5.3 layout)", () => {
+    const lines = moduleSymvers("5.0", true).trimEnd().split("\n");
+    const line = lines.find((l) => l.split("\t")[1] === "devm_memremap_pages")!;
+    const crc = symbolCrc(kernelSymbol("devm_memremap_pages")!);
+    expect(line).toBe(`0x${crc.toString(16).padStart(8, "0")}\tdevm_memremap_pages\tvmlinux\tEXPORT_SYMBOL_GPL`);
+    for (const l of lines) expect(l).toMatch(/^0x[0-9a-f]{8}\t\w+\tvmlinux\tEXPORT_SYMBOL(_GPL)?$/);
+  });
+
+  it("prints 0x00000000 CRCs without CONFIG_MODVERSIONS, and leaves out what a version does not export", () => {
+    const v420 = moduleSymvers("4.20", false);
+    expect(v420).toContain("0x00000000\thmm_devmem_add\tvmlinux\tEXPORT_SYMBOL\n");
+    expect(v420).toContain("0x00000000\thmm_devmem_remove\tvmlinux\tEXPORT_SYMBOL\n");
+    expect(moduleSymvers("5.0", false)).not.toContain("\thmm_devmem_remove\t");
+  });
+
+  it("is written for a built module's own exports", async () => {
+    const src = `
+      import { MODULE_LICENSE, EXPORT_SYMBOL, EXPORT_SYMBOL_GPL, module_init } from "kemu/kernel";
+      MODULE_LICENSE("GPL");
+      export function gpu_alloc(n: number) { return n * 2; }
+      export function gpu_secret() { return 7; }
+      EXPORT_SYMBOL(gpu_alloc);
+      EXPORT_SYMBOL_GPL(gpu_secret);
+      module_init(() => 0);
+    `;
+    expect((await buildSource("gpucore", src)).symvers).toBe("0x00000000\tgpu_alloc\tgpucore\tEXPORT_SYMBOL\n0x00000000\tgpu_secret\tgpucore\tEXPORT_SYMBOL_GPL\n");
+    const withCrcs = (await buildSource("gpucore", src, { modversions: true })).symvers;
+    expect(withCrcs).toMatch(/^0x[0-9a-f]{8}\tgpu_alloc\tgpucore\tEXPORT_SYMBOL\n0x[0-9a-f]{8}\tgpu_secret\tgpucore\tEXPORT_SYMBOL_GPL\n$/);
+    expect(withCrcs).not.toContain("0x00000000");
+  });
+});
+
+describe("kemu/kernel", () => {
+  it("needs only symbols the table knows, each exported by some version", () => {
+    for (const api of KERNEL_APIS) {
+      for (const s of api.symbols) {
+        const sym = kernelSymbol(s);
+        expect(sym, `${api.name} needs ${s}`).toBeDefined();
+        expect(KERNEL_VERSIONS.some((v) => sym!.exports[v]), `${s} is exported somewhere`).toBe(true);
+      }
+    }
+  });
+
+  it("declares every function, each with its export class per version", () => {
+    const dts = readFileSync(ROOT + "sdk/types/kemu-kernel.d.ts", "utf8");
+    for (const api of KERNEL_APIS) expect(dts, api.name).toContain(`export function ${api.name}(`);
+    const at = dts.indexOf("export function devm_memremap_pages(");
+    const doc = dts.slice(dts.lastIndexOf("/**", at), at);
+    expect(doc).toMatch(/4\.19: EXPORT_SYMBOL\b/);
+    expect(doc).toMatch(/4\.20: EXPORT_SYMBOL\b/);
+    expect(doc).toMatch(/5\.0: EXPORT_SYMBOL_GPL\b/);
+  });
+
+  for (const path of Object.keys(GENERATED)) {
+    it(`${path} is up to date (npm run gen)`, () => {
+      expect(readFileSync(ROOT + path, "utf8") === GENERATED[path]!(), `${path} is stale: run npm run gen`).toBe(true);
+    });
+  }
+});
