@@ -2,6 +2,10 @@
 
 import type { Figure } from "./figure.ts";
 import { memremapHeap, memremapTime } from "./memremap.ts";
+import { insmodMedian, moduleMem, symcallBuiltin, symcallIsolated, symcallRatio } from "./module.ts";
 import { pageGetPut, pageGetPutFloor } from "./page-ref.ts";
 
-export const FIGURES: readonly Figure<any>[] = [memremapTime, memremapHeap, pageGetPut, pageGetPutFloor];
+export const FIGURES: readonly Figure<any>[] = [
+  memremapTime, memremapHeap, pageGetPut, pageGetPutFloor,
+  insmodMedian, moduleMem, symcallIsolated, symcallBuiltin, symcallRatio,
+];
