@@ -22,7 +22,7 @@ import { Hmm } from "./mm/hmm-devmem.ts";
 import { insmodError, ModuleSubsystem, O_NONBLOCK, O_TRUNC, type InsmodOptions } from "./module/loader.ts";
 import type { Module } from "./module/module.ts";
 import { moduleOfFunction } from "./module/marshal.ts";
-import { KernelError, EINVAL, strerror } from "./errno.ts";
+import { KernelError, EINVAL, EIO, ERRNO, strerror } from "./errno.ts";
 import { readFile } from "node:fs/promises";
 
 export type KernelState = "booting" | "running" | "halted";
@@ -214,7 +214,15 @@ export class Kernel {
    * Throws a KernelError with insmod's message ("could not insert module ...") on failure.
    */
   async insmod(file: string | Uint8Array, opts: InsmodOptions = {}): Promise<Module> {
-    const bytes = typeof file === "string" ? new Uint8Array(await readFile(file)) : file;
+    let bytes: Uint8Array;
+    try {
+      bytes = typeof file === "string" ? new Uint8Array(await readFile(file)) : file;
+    } catch (e) {
+      // kmod: the file could not be opened, so there was nothing to insert.
+      const code = (e as NodeJS.ErrnoException).code ?? "EIO";
+      const errno = ERRNO[code] ?? EIO;
+      throw new KernelError(errno, `insmod: ERROR: could not load module ${file}: ${strerror(-errno)}`);
+    }
     const name = typeof file === "string" ? file : "module.ko";
     const prev = this.sched.current;
     const task = this.sched.enter("insmod");

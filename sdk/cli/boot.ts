@@ -2,7 +2,8 @@
 
 import { pathToFileURL } from "node:url";
 import { resolve } from "node:path";
-import type { BootConfig, PmemConfig, ReservedConfig } from "../../core/config.ts";
+import { KCONFIG_OPTIONS, type BootConfig, type KconfigOption, type PmemConfig, type ReservedConfig } from "../../core/config.ts";
+import { KernelError } from "../../core/errno.ts";
 import { Kernel } from "../../core/kernel.ts";
 import { parse, UsageError, type Command } from "./command.ts";
 
@@ -13,6 +14,8 @@ const PRINTABLE: Record<string, string> = {
   buddyinfo: "/proc/buddyinfo",
   tainted: "/proc/sys/kernel/tainted",
   version: "/proc/version",
+  modules: "/proc/modules",
+  "kemu-modules": "/proc/kemu/modules",
 };
 
 const HELP = `Usage: kemu boot [options]
@@ -27,6 +30,9 @@ Options:
                        e.g. 4G or 4G@0x140000000:pmem0.img
   --reserved SPEC      a firmware-reserved range, repeatable: SIZE@START
   --seed N             seed for everything random (default 0)
+  --kconfig LIST       comma-separated options to turn on: ${KCONFIG_OPTIONS.join(", ")}
+  --insmod FILE.ko     load a built module after boot, repeatable; a refused module
+                       prints insmod's error, boot goes on with the next, exit status 1
   --run SCRIPT         import SCRIPT (an ES module) and await its default export,
                        an async function (kernel) => void, with the booted kernel
   --print LIST         comma-separated: ${Object.keys(PRINTABLE).join(", ")} (default dmesg)
@@ -62,6 +68,8 @@ export const bootCommand: Command = {
       pmem: { type: "string", multiple: true },
       reserved: { type: "string", multiple: true },
       seed: { type: "string" },
+      kconfig: { type: "string" },
+      insmod: { type: "string", multiple: true },
       run: { type: "string" },
       print: { type: "string" },
     });
@@ -78,8 +86,24 @@ export const bootCommand: Command = {
       if (!/^\d+$/.test(values.seed)) throw new UsageError(`boot: --seed '${values.seed}' is not a non-negative integer`);
       config.seed = Number(values.seed);
     }
+    if (values.kconfig !== undefined) {
+      const on = values.kconfig.split(",").map((s) => s.trim()).filter(Boolean);
+      for (const o of on) {
+        if (!(KCONFIG_OPTIONS as readonly string[]).includes(o)) throw new UsageError(`boot: --kconfig: unknown option '${o}' (choose from ${KCONFIG_OPTIONS.join(", ")})`);
+      }
+      config.kconfig = Object.fromEntries(on.map((o) => [o as KconfigOption, true]));
+    }
     const k = await Kernel.boot(config);
     let status = 0;
+    for (const file of values.insmod ?? []) {
+      try {
+        await k.insmod(file);
+      } catch (e) {
+        if (!(e instanceof KernelError)) throw e;
+        process.stderr.write(`${e.message}\n`);
+        status = 1;
+      }
+    }
     if (values.run) {
       const url = pathToFileURL(resolve(values.run)).href;
       try {
