@@ -4,7 +4,7 @@
 // Export classes were checked against the kernel sources of 4.19, 4.20 and 5.0; the
 // devm_memremap_pages/hmm_devmem changes are spec module-loader §10 H3/H4.
 
-import type { KernelVersion } from "../version.ts";
+import { KERNEL_VERSIONS, type KernelVersion } from "../version.ts";
 import { crc32 } from "../lib/crc32.ts";
 
 export type ExportClass = "EXPORT_SYMBOL" | "EXPORT_SYMBOL_GPL" | "EXPORT_SYMBOL_GPL_FUTURE";
@@ -17,6 +17,8 @@ export interface KernelSymbol {
   readonly exports: Partial<Record<KernelVersion, ExportClass>>;
   /** The C declaration; genksyms-style CRCs are computed from it. */
   readonly proto: string;
+  /** The declaration in versions where it differed from `proto`. */
+  readonly protoIn?: Partial<Record<KernelVersion, string>>;
   /** Data rather than a function (iomem_resource, devmap_managed_key). */
   readonly data?: boolean;
 }
@@ -47,7 +49,8 @@ const SYMBOLS: readonly KernelSymbol[] = [
   { name: "devm_add_action", file: "drivers/base/devres.c", exports: G, proto: "int devm_add_action(struct device *dev, void (*action)(void *), void *data)" },
   { name: "devm_remove_action", file: "drivers/base/devres.c", exports: G, proto: "void devm_remove_action(struct device *dev, void (*action)(void *), void *data)" },
   { name: "devm_kmalloc", file: "drivers/base/devres.c", exports: G, proto: "void *devm_kmalloc(struct device *dev, size_t size, gfp_t gfp)" },
-  { name: "devm_kfree", file: "drivers/base/devres.c", exports: G, proto: "void devm_kfree(struct device *dev, const void *p)" },
+  // 0571967dfb5d "devres: constify p in devm_kfree()" (4.20)
+  { name: "devm_kfree", file: "drivers/base/devres.c", exports: G, proto: "void devm_kfree(struct device *dev, const void *p)", protoIn: { "4.19": "void devm_kfree(struct device *dev, void *p)" } },
   // kernel/resource.c
   { name: "iomem_resource", file: "kernel/resource.c", exports: P, proto: "struct resource iomem_resource", data: true },
   { name: "request_resource", file: "kernel/resource.c", exports: P, proto: "int request_resource(struct resource *root, struct resource *new)" },
@@ -90,7 +93,13 @@ const SYMBOLS: readonly KernelSymbol[] = [
   { name: "hmm_devmem_add_resource", file: "mm/hmm.c", exports: { "4.19": "EXPORT_SYMBOL", "4.20": "EXPORT_SYMBOL", "5.0": "EXPORT_SYMBOL_GPL" }, proto: "struct hmm_devmem *hmm_devmem_add_resource(const struct hmm_devmem_ops *ops, struct device *device, struct resource *res)" },
   { name: "hmm_devmem_remove", file: "mm/hmm.c", exports: { "4.19": "EXPORT_SYMBOL", "4.20": "EXPORT_SYMBOL" }, proto: "void hmm_devmem_remove(struct hmm_devmem *devmem)" },
   // kernel/module.c
-  { name: "module_layout", file: "kernel/module.c", exports: P, proto: "void module_layout(struct module *mod, struct modversion_info *ver, struct kernel_param *kp, struct kernel_symbol *ks, struct tracepoint * const *tp)" },
+  // genksyms expands struct module and the others into module_layout's CRC, and their layout
+  // changes with every release: a module built for another version fails here first.
+  {
+    name: "module_layout", file: "kernel/module.c", exports: P,
+    proto: "void module_layout(struct module *mod, struct modversion_info *ver, struct kernel_param *kp, struct kernel_symbol *ks, struct tracepoint * const *tp)",
+    protoIn: Object.fromEntries(KERNEL_VERSIONS.map((v) => [v, `void module_layout(struct module *mod, struct modversion_info *ver, struct kernel_param *kp, struct kernel_symbol *ks, struct tracepoint * const *tp) /* ${v} */`])),
+  },
   { name: "try_module_get", file: "kernel/module.c", exports: P, proto: "bool try_module_get(struct module *module)" },
   { name: "module_put", file: "kernel/module.c", exports: P, proto: "void module_put(struct module *module)" },
   { name: "__module_get", file: "kernel/module.c", exports: P, proto: "void __module_get(struct module *module)" },
@@ -113,9 +122,12 @@ export function exportClass(name: string, version: KernelVersion): ExportClass |
   return BY_NAME.get(name)?.exports[version];
 }
 
-/** The modversions CRC of a symbol: genksyms hashes the expanded declaration; kemu hashes its prototype. */
-export function symbolCrc(sym: KernelSymbol): number {
-  return crc32(sym.proto);
+/**
+ * The modversions CRC of a symbol in a version: genksyms hashes the expanded declaration;
+ * kemu hashes its prototype (the newest one when no version is given).
+ */
+export function symbolCrc(sym: KernelSymbol, version?: KernelVersion): number {
+  return crc32((version && sym.protoIn?.[version]) ?? sym.proto);
 }
 
 /** One Module.symvers line in the 4.19-5.3 layout: "crc\tsymbol\tmodule\texport-type". */
@@ -126,6 +138,6 @@ export function symversLine(crc: number | null, name: string, module: string, cl
 /** Module.symvers for vmlinux; CRCs only under CONFIG_MODVERSIONS (0x00000000 otherwise). */
 export function moduleSymvers(version: KernelVersion, modversions: boolean): string {
   return SYMBOLS.filter((s) => s.exports[version])
-    .map((s) => symversLine(modversions ? symbolCrc(s) : null, s.name, "vmlinux", s.exports[version]!))
+    .map((s) => symversLine(modversions ? symbolCrc(s, version) : null, s.name, "vmlinux", s.exports[version]!))
     .join("\n") + "\n";
 }

@@ -140,7 +140,7 @@ export class ModuleSubsystem {
 
     // check_modstruct_version(): module_layout first.
     if (this.kconfig.MODVERSIONS && !(flags & MODULE_INIT_IGNORE_MODVERSIONS)) {
-      if (!this.#checkVersion(mod, "module_layout", symbolCrc(kernelSymbol("module_layout")!))) return -ENOEXEC;
+      if (!this.#checkVersion(mod, "module_layout", symbolCrc(kernelSymbol("module_layout")!, this.#k.profile.version))) return -ENOEXEC;
     }
     const rc = this.#checkModinfo(mod, flags);
     if (rc) return rc;
@@ -269,7 +269,7 @@ export class ModuleSubsystem {
     };
     const ksym = kernelSymbol(name);
     const cls = exportClass(name, version);
-    if (ksym && cls && check(cls)) return { owner: null, cls, crc: this.kconfig.MODVERSIONS ? symbolCrc(ksym) : null };
+    if (ksym && cls && check(cls)) return { owner: null, cls, crc: this.kconfig.MODVERSIONS ? symbolCrc(ksym, version) : null };
     for (const m of this.list) {
       if (m.state === "UNFORMED" || m === exclude) continue;
       for (const order of ["EXPORT_SYMBOL", "EXPORT_SYMBOL_GPL", "EXPORT_SYMBOL_GPL_FUTURE"] as const) {

@@ -197,8 +197,8 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
   ];
   const versions = opts.modversions
     ? [
-        { name: "module_layout", crc: symbolCrc(kernelSymbol("module_layout")!) },
-        ...undefinedSymbols.map((s) => ({ name: s, crc: symbolCrc(kernelSymbol(s)!) })),
+        { name: "module_layout", crc: symbolCrc(kernelSymbol("module_layout")!, version) },
+        ...undefinedSymbols.map((s) => ({ name: s, crc: symbolCrc(kernelSymbol(s)!, version) })),
         ...externs.filter((s) => imported.has(s)).map((s) => ({ name: s, crc: imported.get(s)!.crc })),
       ]
     : null;
