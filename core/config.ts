@@ -1,6 +1,7 @@
 // Boot configuration: what Kernel.boot() accepts, parsed and checked field by field.
 // A bad value fails with an error that names the field and says what would be accepted.
 
+import { createPublicKey } from "node:crypto";
 import { EINVAL, KernelError } from "./errno.ts";
 import { isKernelVersion, KERNEL_VERSIONS, type KernelVersion } from "./version.ts";
 
@@ -234,7 +235,13 @@ export function resolveConfig(input: BootConfig = {}): ResolvedConfig {
   if (kconfig.MODULE_SIG_FORCE && !kconfig.MODULE_SIG) throw new ConfigError("kconfig.MODULE_SIG_FORCE", "needs MODULE_SIG");
 
   const keys = list("moduleSigKeys", cfg["moduleSigKeys"]).map((k, i) => {
-    if (typeof k !== "string" || !k.includes("PUBLIC KEY")) throw new ConfigError(`moduleSigKeys[${i}]`, "expected a PEM public key");
+    const bad = new ConfigError(`moduleSigKeys[${i}]`, "expected a PEM public key");
+    if (typeof k !== "string" || !k.includes("PUBLIC KEY")) throw bad;
+    try {
+      createPublicKey(k);
+    } catch {
+      throw bad;
+    }
     return k;
   });
 

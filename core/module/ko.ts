@@ -99,7 +99,8 @@ export function parseKo(bytes: Uint8Array): KoImage {
   const hlen = dv.getUint32(8, true);
   if (12 + hlen + 4 > bytes.length) throw bad("truncated header");
   const clen = dv.getUint32(12 + hlen, true);
-  if (16 + hlen + clen !== bytes.length) throw bad("section sizes do not add up");
+  // What follows the code (an appended signature) is not a section: the parser ignores it.
+  if (16 + hlen + clen > bytes.length) throw bad("section sizes do not add up");
   const dec = new TextDecoder("utf-8", { fatal: true });
   let h: Record<string, unknown>;
   try {
@@ -107,7 +108,7 @@ export function parseKo(bytes: Uint8Array): KoImage {
   } catch {
     throw bad("unreadable header");
   }
-  const code = dec.decode(bytes.subarray(16 + hlen));
+  const code = dec.decode(bytes.subarray(16 + hlen, 16 + hlen + clen));
   const str = (v: unknown) => typeof v === "string";
   const arr = (v: unknown) => Array.isArray(v);
   if (!str(h["thisModule"]) || !str(h["modinfo"]) || !arr(h["undefinedSymbols"]) || !arr(h["exports"]) || !arr(h["imports"])) {

@@ -116,31 +116,33 @@ export class ModuleSubsystem {
     if (this.modules_disabled) return -EPERM;
     const flags = opts.flags ?? 0;
 
-    // module_sig_check(): before anything else looks at the file. Only with flags == 0: a
-    // module with version information removed is no longer the module that was signed.
-    // The ELF parser ignores a signature trailing the sections, checked or not.
-    const sig = checkSignature(bytes, this.#keys);
-    const payload = sig.payload;
-    const sigOk = this.kconfig.MODULE_SIG && flags === 0 && sig.err === 0;
-    if (this.kconfig.MODULE_SIG && !sigOk) {
-      const err = flags ? -ENOKEY : sig.err;
-      if (!flags && sig.message) this.#pr(3, sig.message);
-      if (!(err === -ENOKEY && !this.kconfig.MODULE_SIG_FORCE)) return err;
-    }
-
+    // elf_header_check(), setup_load_info(): the sections, wherever a signature trails them.
     let image: KoImage;
     try {
-      image = parseKo(payload);
+      image = parseKo(bytes);
     } catch (e) {
       if (e instanceof KoFormatError) return -ENOEXEC;
       throw e;
     }
+
+    // module_sig_check(): only with flags == 0, as a module with version information removed
+    // is no longer the module that was signed.
+    let sigOk = false;
+    if (this.kconfig.MODULE_SIG) {
+      const sig = flags ? { err: -ENOKEY } : checkSignature(bytes, this.#keys);
+      if ("message" in sig && sig.message) this.#pr(3, sig.message);
+      sigOk = sig.err === 0;
+      if (!sigOk && !(sig.err === -ENOKEY && !this.kconfig.MODULE_SIG_FORCE)) return sig.err;
+    }
+
     const mod = new Module(image, this.#nextBase, opts.builtin === true);
     mod.sigOk = sigOk;
+    // MODULE_INIT_IGNORE_MODVERSIONS: pretend there is no __versions section.
+    mod.versions = flags & MODULE_INIT_IGNORE_MODVERSIONS ? null : image.versions;
 
     // check_modstruct_version(): module_layout first.
-    if (this.kconfig.MODVERSIONS && !(flags & MODULE_INIT_IGNORE_MODVERSIONS)) {
-      if (!this.#checkVersion(mod, "module_layout", symbolCrc(kernelSymbol("module_layout")!, this.#k.profile.version))) return -ENOEXEC;
+    if (this.kconfig.MODVERSIONS && !this.#checkVersion(mod, "module_layout", symbolCrc(kernelSymbol("module_layout")!, this.#k.profile.version))) {
+      return -ENOEXEC;
     }
     const rc = this.#checkModinfo(mod, flags);
     if (rc) return rc;
@@ -198,8 +200,8 @@ export class ModuleSubsystem {
     if (modmagic === undefined) {
       const rc = this.#tryToForceLoad(mod, "bad vermagic");
       if (rc) return rc;
-    } else if (!sameMagic(modmagic, this.vermagic, mod.image.versions !== null)) {
-      this.#pr(3, `${mod.name}: version magic '${modmagic}' should be '${this.vermagic}'`);
+    } else if (!sameMagic(modmagic, this.vermagic, this.kconfig.MODVERSIONS && mod.versions !== null)) {
+      this.#pr(3, `${mod.infoName}: version magic '${modmagic}' should be '${this.vermagic}'`);
       return -ENOEXEC;
     }
     const k = this.#k;
@@ -283,15 +285,15 @@ export class ModuleSubsystem {
   /** check_version(): a CRC from __versions against the owner's; missing is let through once. */
   #checkVersion(mod: Module, name: string, crc: number | null): boolean {
     if (crc === null) return true;
-    const versions = mod.image.versions;
+    const versions = mod.versions;
     if (versions === null) return this.#tryToForceLoad(mod, name) === 0;
     const v = versions.find((x) => x.name === name);
     if (!v) {
-      this.#once("no symbol version", () => this.#pr(4, `${mod.name}: no symbol version for ${name}`));
+      this.#once("no symbol version", () => this.#pr(4, `${mod.infoName}: no symbol version for ${name}`));
       return true;
     }
     if (v.crc >>> 0 === crc >>> 0) return true;
-    this.#pr(4, `${mod.name}: disagrees about version of symbol ${name}`);
+    this.#pr(4, `${mod.infoName}: disagrees about version of symbol ${name}`);
     return false;
   }
 

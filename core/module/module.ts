@@ -1,7 +1,7 @@
 // struct module: what the loader knows about a loaded module.
 
 import { letters } from "../taint.ts";
-import type { KoImage } from "./ko.ts";
+import { get_modinfo, type KoImage } from "./ko.ts";
 import type { Marshal } from "./marshal.ts";
 import type { ModuleRuntime } from "./runtime.ts";
 import type { ExportClass } from "./ksymtab.ts";
@@ -43,6 +43,10 @@ export class Module {
   /** Modules this one uses: mod->target_list. */
   readonly targetList: Module[] = [];
   readonly image: KoImage;
+  /** info->name: the .modinfo name, else struct module's; what the CRC checks print. */
+  readonly infoName: string;
+  /** The __versions the loader checks: none when MODULE_INIT_IGNORE_MODVERSIONS was given. */
+  versions: KoImage["versions"] = null;
   sigOk = false;
   /** The module has an init / an exit function (known once its code has been evaluated). */
   hasInit = false;
@@ -69,6 +73,7 @@ export class Module {
   constructor(image: KoImage, base: bigint, builtin: boolean) {
     this.name = image.thisModule;
     this.image = image;
+    this.infoName = get_modinfo(image.modinfo, "name") ?? image.thisModule;
     this.exports = image.exports.map((e) => ({ name: e.name, class: e.class, crc: e.crc }));
     this.base = base;
     this.size = Math.ceil((image.code.length + image.modinfo.length + 512) / 4096) * 4096;
