@@ -209,8 +209,12 @@ export class ModuleSubsystem {
       if (!k.taint.test(TAINT_OOT_MODULE)) this.#pr(4, `${mod.name}: loading out-of-tree module taints kernel.`);
       this.#taintModule(mod, TAINT_OOT_MODULE, "LOCKDEP_STILL_OK");
     }
-    // check_modinfo_retpoline(): the kernel is built with a retpoline compiler.
-    if (get_modinfo(info, "retpoline") === undefined) this.#pr(4, `${mod.name}: loading module not compiled with retpoline compiler.`);
+    // check_modinfo_retpoline(): the kernel runs with retpolines, so retpoline_module_ok()
+    // complains first (arch/x86/kernel/cpu/bugs.c, pr_fmt "Spectre V2 : ").
+    if (get_modinfo(info, "retpoline") === undefined) {
+      this.#pr(3, "Spectre V2 : System may be vulnerable to spectre v2");
+      this.#pr(4, `${mod.name}: loading module not compiled with retpoline compiler.`);
+    }
     if (get_modinfo(info, "staging") !== undefined) {
       this.#taintModule(mod, TAINT_CRAP, "LOCKDEP_STILL_OK");
       this.#pr(4, `${mod.name}: module is from the staging directory, the quality is unknown, you have been warned.`);
