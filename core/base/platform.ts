@@ -71,10 +71,15 @@ export class PlatformBus {
 
   /** __platform_driver_register(): a device_driver whose probe/remove take the platform_device. */
   platform_driver_register(ops: PlatformDriverOps): DeviceDriver | number {
+    const k = this.#k;
+    const pdevs = this.#pdevs;
+    const { probe, remove } = ops;
+    // platform_drv_probe()/platform_drv_remove() call the driver's own functions, which the
+    // call trace shows by name.
     const drv = new DeviceDriver(ops.name, {
       owner: ops.owner ?? "",
-      probe: ops.probe ? (dev) => ops.probe!(this.#pdevs.get(dev)!) : undefined,
-      remove: ops.remove ? (dev) => ops.remove!(this.#pdevs.get(dev)!) : undefined,
+      probe: probe ? function platform_drv_probe(dev: Device) { return k.bugs.frame(k.symbolName(probe), () => probe(pdevs.get(dev)!)); } : undefined,
+      remove: remove ? function platform_drv_remove(dev: Device) { return k.bugs.frame(k.symbolName(remove), () => remove(pdevs.get(dev)!)); } : undefined,
     });
     const rc = this.#k.base.driver_register(drv, this.bus);
     return rc ? rc : drv;

@@ -63,13 +63,19 @@ export class BugReporter {
     this.#pr(level, `CPU: 0 PID: ${t.pid} Comm: ${t.comm} ${this.#env.taint} ${this.#env.release} #1`);
     this.#pr(level, `Hardware name: ${HARDWARE_NAME}`);
     const frames = [...extra, ...[...this.stack].reverse()];
+    // The function that reported is usually the innermost frame already.
+    if (extra.length && frames[extra.length] === extra[extra.length - 1]) frames.splice(extra.length, 1);
     this.#pr(level, "Call Trace:");
     for (const f of frames.length ? frames : ["dump_stack"]) this.#pr(level, ` ${f}`);
   }
 
-  /** WARN(1, fmt...): the report, then taint W. Returns true like WARN() does. */
+  /**
+   * WARN(1, fmt...) or, with no message, WARN_ON(1): the report, then taint W. Returns true
+   * like WARN() does. On x86 a WARN_ON() traps to report_bug(), which in 4.19-5.1 prints no
+   * "cut here" line (6b15f678fb7d restored it in 5.2); __warn_printk() prints one for WARN().
+   */
   warn(site: Site, message: string | null): true {
-    this.#pr(4, "------------[ cut here ]------------");
+    if (message !== null) this.#pr(4, "------------[ cut here ]------------");
     if (message) this.#env.printk(`\x014${message.endsWith("\n") ? message : message + "\n"}`);
     const t = this.#env.sched.current;
     this.#pr(4, `WARNING: CPU: 0 PID: ${t.pid} at ${site.file} ${site.func}`);

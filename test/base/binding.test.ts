@@ -380,8 +380,8 @@ describe("resources present before probing", () => {
     const since = k.log.nextSeq;
     const pid = k.sched.runAs("modprobe", () => (k.base.driver_register(drv, bus), k.sched.current.pid));
     const lines = raw(k, since);
+    // WARN_ON() traps to report_bug(): no "cut here" line on x86 before 5.2.
     expect(lines.slice(0, -1)).toEqual([
-      "<4>------------[ cut here ]------------",
       `<4>WARNING: CPU: 0 PID: ${pid} at drivers/base/dd.c really_probe`,
       "<4>Modules linked in:",
       `<4>CPU: 0 PID: ${pid} Comm: modprobe Not tainted 5.0.0 #1`,

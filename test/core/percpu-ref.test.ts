@@ -407,7 +407,7 @@ describe("percpu_ref_reinit and percpu_ref_exit", () => {
     k.sched.synchronize_rcu();
     const since = k.log.nextSeq;
     ref.reinit();
-    expect(raw(k, since)[1]).toBe("<4>WARNING: CPU: 0 PID: 1 at lib/percpu-refcount.c percpu_ref_reinit");
+    expect(raw(k, since)[0]).toBe("<4>WARNING: CPU: 0 PID: 1 at lib/percpu-refcount.c percpu_ref_reinit");
     expect(ref.count).toBe(2);
     ref.put_many(2);
   });
@@ -430,7 +430,7 @@ describe("percpu_ref_reinit and percpu_ref_exit", () => {
     ref.kill();
     const since = k.log.nextSeq;
     ref.exit();
-    expect(raw(k, since)[1]).toBe("<4>WARNING: CPU: 0 PID: 1 at lib/percpu-refcount.c percpu_ref_exit");
+    expect(raw(k, since)[0]).toBe("<4>WARNING: CPU: 0 PID: 1 at lib/percpu-refcount.c percpu_ref_exit");
     expect(ref.exited).toBe(true);
     k.sched.idle();
   });

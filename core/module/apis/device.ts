@@ -23,8 +23,8 @@ function platformDriverRegister(c: CallCtx, drv: PlatformDriverTwin): number {
   const r = c.k.platform.platform_driver_register({
     name: drv.name,
     owner: c.mod.name,
-    probe: drv.probe ? (pdev) => drv.probe!(pdev) as number : null,
-    remove: drv.remove ? (pdev) => (drv.remove!(pdev) as number) ?? 0 : null,
+    probe: drv.probe as ((pdev: PlatformDevice) => number) | null,
+    remove: drv.remove as ((pdev: PlatformDevice) => number) | null,
   });
   if (typeof r === "number") return r;
   drv.registered = r;
