@@ -8,6 +8,7 @@ import type { Resource } from "../mm/resource.ts";
 import { KBuf } from "../mm/slab.ts";
 import { BusType, Device, DeviceDriver, devPrefix } from "./device.ts";
 import { DEVRES_HEADER, Devres, type DrRelease } from "./devres.ts";
+import { object_gone } from "../lib/lifetime.ts";
 
 const DEVRES = { file: "drivers/base/devres.c" };
 const DD = { file: "drivers/base/dd.c" };
@@ -85,7 +86,7 @@ export class DriverCore {
     // device_release(): resources acquired without a driver go with the device.
     dev.dead = true;
     this.devres_release_all(dev);
-    this.#k.modules?.handles.kill(dev);
+    object_gone(dev);
     dev.release?.();
     dev.release = null;
   }

@@ -4,6 +4,7 @@
 import { EINVAL, ENOMEM } from "../errno.ts";
 import type { Kernel } from "../kernel.ts";
 import { BusType, Device, DeviceDriver } from "./device.ts";
+import { object_gone } from "../lib/lifetime.ts";
 
 export const PLATFORM_DEVID_NONE = -1;
 export const PLATFORM_DEVID_AUTO = -2;
@@ -58,8 +59,11 @@ export class PlatformBus {
     const buf = this.#k.mm.kzalloc(1024 + name.length + 1, undefined, "platform");
     if (!buf) return -ENOMEM;
     const dev = new Device(devName, { matchName: name });
-    dev.release = () => this.#k.mm.kfree(buf);
     const pdev = new PlatformDevice(name, realId, dev);
+    dev.release = () => {
+      object_gone(pdev);
+      this.#k.mm.kfree(buf);
+    };
     this.#pdevs.set(dev, pdev);
     this.#k.base.device_register(dev, this.bus);
     return pdev;

@@ -57,16 +57,25 @@ export class BugReporter {
     this.#pr(4, `---[ end trace ${this.#oopsId.toString(16).padStart(16, "0")} ]---`);
   }
 
-  /** dump_stack_print_info() + the call trace kemu knows. */
-  dumpStack(level = 4, extra: string[] = []): void {
+  /**
+   * dump_stack(), or show_regs() when `rip` is given (a trap: BUG, oops, x86's WARN): the
+   * CPU and hardware lines, RIP, then the call trace kemu knows. Registers and code bytes
+   * are left out: kemu has none.
+   */
+  dumpStack(level = 4, extra: string[] = [], rip?: string): void {
     const t = this.#env.sched.current;
     this.#pr(level, `CPU: 0 PID: ${t.pid} Comm: ${t.comm} ${this.#env.taint} ${this.#env.release} #1`);
     this.#pr(level, `Hardware name: ${HARDWARE_NAME}`);
-    const frames = [...extra, ...[...this.stack].reverse()];
-    // The function that reported is usually the innermost frame already.
-    if (extra.length && frames[extra.length] === extra[extra.length - 1]) frames.splice(extra.length, 1);
+    if (rip !== undefined) this.#pr(level, `RIP: 0010:${rip}`);
+    // Consecutive repeats are one function seen from two sides (a module's function called
+    // by the kernel, and in the module's own stack).
+    const frames = [...extra, ...[...this.stack].reverse()].filter((f, i, a) => i === 0 || f !== a[i - 1]);
+    // The function that trapped is in the RIP line, or is usually the innermost frame already.
+    if (rip !== undefined && frames[0] === rip) frames.shift();
+    else if (extra.length && frames[extra.length] === extra[extra.length - 1]) frames.splice(extra.length, 1);
     this.#pr(level, "Call Trace:");
-    for (const f of frames.length ? frames : ["dump_stack"]) this.#pr(level, ` ${f}`);
+    // dump_stack() shows itself at least; a trap's trace starts at the caller of RIP.
+    for (const f of frames.length || rip !== undefined ? frames : ["dump_stack"]) this.#pr(level, ` ${f}`);
   }
 
   /**
@@ -80,7 +89,7 @@ export class BugReporter {
     const t = this.#env.sched.current;
     this.#pr(4, `WARNING: CPU: 0 PID: ${t.pid} at ${site.file} ${site.func}`);
     this.#pr(4, `Modules linked in:${this.#env.modulesLinkedIn()}`);
-    this.dumpStack(4, [site.func]);
+    this.dumpStack(4, [], site.func);
     this.#endTrace();
     this.#env.taint.add(TAINT_WARN, "LOCKDEP_STILL_OK");
     return true;
@@ -97,13 +106,13 @@ export class BugReporter {
    * die(): print the oops, taint D and kill the current task by throwing KernelOops.
    * `header` is what precedes "invalid opcode"/"Oops" (e.g. "kernel BUG at mm/swap.c!").
    */
-  oops(header: string[], kind: "invalid opcode: 0000" | "Oops: 0000" | "Oops: 0002", site: Site, headerLevel = 1): never {
+  oops(header: string[], kind: "invalid opcode: 0000" | "Oops: 0000" | "Oops: 0002", site: Site, headerLevel = 1, trace: string[] = []): never {
     // oops_begin() -> oops_enter() -> debug_locks_off(): lockdep is off before TAINT_DIE is
     // added, so an oops prints no "Disabling lock debugging due to kernel taint".
     this.#env.taint.debugLocksOff();
     for (const h of header) this.#pr(headerLevel, h);
     this.#pr(4, `${kind} [#${++this.#dieCounter}] SMP PTI`);
-    this.dumpStack(4, [site.func]);
+    this.dumpStack(4, trace, site.func);
     this.#pr(4, `Modules linked in:${this.#env.modulesLinkedIn()}`);
     this.#endTrace();
     this.#env.taint.add(TAINT_DIE, "LOCKDEP_NOW_UNRELIABLE");

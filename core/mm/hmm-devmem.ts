@@ -17,6 +17,7 @@ import {
   formatResource, IORES_DESC_DEVICE_PRIVATE_MEMORY, IORES_DESC_DEVICE_PUBLIC_MEMORY, IORES_DESC_NONE, IORESOURCE_SYSTEM_RAM,
   REGION_DISJOINT, REGION_INTERSECTS, REGION_MIXED, resource_size, type Resource,
 } from "./resource.ts";
+import { object_gone, object_lives_in } from "../lib/lifetime.ts";
 
 /** x86-64 MAX_PHYSMEM_BITS with 4-level paging. */
 export const MAX_PHYSMEM_BITS = 46;
@@ -93,6 +94,7 @@ export class Hmm {
     dev.devt = minor;
     const hdev = new HmmDevice(dev, minor);
     dev.release = () => {
+      object_gone(hdev);
       this.#minors.delete(minor);
       k.mm.kfree(buf);
     };
@@ -272,6 +274,7 @@ export class Hmm {
     remove_pages(k.mm, startPfn, npages);
     for (let key = r.start; key <= r.end; key += PA_SECTION_SIZE) this.#radix.delete(Math.floor(key / PA_SECTION_SIZE));
     k.mm.memremap.unregisterOwnMap(devmem.pagemap);
+    object_gone(devmem); // devres_free() of the hmm_devmem right after
   }
 
   /** hmm_devmem_remove() (4.19/4.20 only): kill, wait, exit, unplug, release the region. */
@@ -302,6 +305,7 @@ export class Hmm {
     const buf = base.devm_kzalloc(device, 712);
     if (!buf) return -ENOMEM;
     const devmem = new HmmDevmem(device, ops);
+    object_lives_in(devmem, buf);
     init_completion(devmem.completion);
     devmem.ref.init(k.percpuRefEnv, this.#refRelease(devmem), 0);
     const refExit = function hmm_devmem_ref_exit(ref: unknown) {

@@ -3,6 +3,8 @@
 // the same search loops, so the kernel's corner cases (descending into non-busy parents,
 // re-parenting on insert, the top-level-only region_intersects) come out the same.
 
+import { object_gone } from "../lib/lifetime.ts";
+
 export const IORESOURCE_BITS = 0x000000ff;
 export const IORESOURCE_TYPE_BITS = 0x00001f00;
 export const IORESOURCE_IO = 0x00000100;
@@ -359,6 +361,7 @@ export class ResourceTree {
         else owner.child = res.sibling;
         res.parent = null;
         res.sibling = null;
+        object_gone(res); // free_resource()
         return;
       }
       prev = res;

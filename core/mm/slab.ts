@@ -6,6 +6,7 @@
 import { __GFP_NOFAIL, __GFP_RECLAIM, __GFP_ZERO } from "./gfp.ts";
 import { PAGE_SIZE, type Page } from "./memmap.ts";
 import type { FaultAttr } from "../lib/fault-inject.ts";
+import { object_gone } from "../lib/lifetime.ts";
 
 export const KMALLOC_SIZES = [8, 16, 32, 64, 96, 128, 192, 256, 512, 1024, 2048, 4096, 8192] as const;
 /** SLUB: KMALLOC_SHIFT_HIGH = PAGE_SHIFT + 1 */
@@ -190,6 +191,7 @@ export class Slub {
     }
     buf.freed = true;
     this.live.delete(buf);
+    object_gone(buf);
     if (!buf.cache) {
       this.#env.free_pages(buf.page, buf.order);
       return;

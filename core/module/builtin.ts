@@ -114,6 +114,10 @@ export class BuiltinRuntime implements ModuleRuntime {
     }
   }
 
+  /** Host code cannot be stopped from outside: the kernel's error unwinds through it, and
+   *  every later call into the kernel fails, so it stops at its next one. */
+  kill(_reason: DriverFault): void {}
+
   dispose(): void {
     this.#shim = null;
     this.#driver = null;

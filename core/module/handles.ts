@@ -3,13 +3,19 @@
 // whether the object is still alive, and every use checks all three, so a forged, foreign,
 // mistyped or stale handle is refused without touching anything.
 
+import { object_generation } from "../lib/lifetime.ts";
+
 export interface HandleEntry {
   readonly obj: object;
   readonly type: string;
   /** The module the handle was given to. */
   readonly owner: string;
-  dead: boolean;
+  /** The object's life (lifetime.ts) the handle was given out in. */
+  readonly generation: number;
 }
+
+/** Sweep stale entries after this many new handles, so freed objects are not kept alive. */
+const SWEEP_EVERY = 4096;
 
 /** Why a handle was refused; the caller turns it into an error line and an errno. */
 export class HandleError extends Error {
@@ -24,6 +30,7 @@ export class HandleTable {
   /** (owner, object) -> handle, so the same object keeps its handle in one module. */
   readonly #byObject = new Map<string, WeakMap<object, number>>();
   #next = 1;
+  #sinceSweep = 0;
 
   /** The handle `owner` uses for `obj` (created on first use). */
   handleFor(owner: string, obj: object, type: string): number {
@@ -32,12 +39,19 @@ export class HandleTable {
     const h = byObj.get(obj);
     if (h !== undefined) {
       const e = this.#entries.get(h);
-      if (e && !e.dead) return h;
+      if (e && !stale(e)) return h;
     }
+    if (++this.#sinceSweep >= SWEEP_EVERY) this.#sweep();
     const id = this.#next++;
-    this.#entries.set(id, { obj, type, owner, dead: false });
+    this.#entries.set(id, { obj, type, owner, generation: object_generation(obj) });
     byObj.set(obj, id);
     return id;
+  }
+
+  /** Forget handles to dead objects; using one afterwards reads as a handle never given. */
+  #sweep(): void {
+    this.#sinceSweep = 0;
+    for (const [h, e] of this.#entries) if (stale(e)) this.#entries.delete(h);
   }
 
   /** The object behind `h`, checked: it exists, belongs to `owner`, has `type`, is alive. */
@@ -47,18 +61,13 @@ export class HandleTable {
     if (!e) throw new HandleError(`handle ${h} does not exist (expected ${type})`);
     if (e.owner !== owner) throw new HandleError(`handle ${h} belongs to ${e.owner}, not to ${owner}`);
     if (e.type !== type) throw new HandleError(`handle ${h} is a ${e.type}, not a ${type}`);
-    if (e.dead) throw new HandleError(`handle ${h} (${type}) refers to an object that is gone`);
+    if (stale(e)) throw new HandleError(`handle ${h} (${type}) refers to an object that is gone`);
     return e.obj as T;
   }
 
   /** The entry behind `h` without checks (for diagnostics). */
   peek(h: number): HandleEntry | undefined {
     return this.#entries.get(h);
-  }
-
-  /** The object is gone: every module's handle for it goes stale. */
-  kill(obj: object): void {
-    for (const e of this.#entries.values()) if (e.obj === obj) e.dead = true;
   }
 
   /** The module is gone: drop all its handles. */
@@ -72,6 +81,10 @@ export class HandleTable {
     for (const e of this.#entries.values()) if (e.owner === owner) n++;
     return n;
   }
+}
+
+function stale(e: HandleEntry): boolean {
+  return e.generation !== object_generation(e.obj);
 }
 
 function describe(v: unknown): string {

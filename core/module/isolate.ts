@@ -116,9 +116,16 @@ export class IsolateRuntime implements ModuleRuntime {
     if (this.#dead) throw new DriverFault("dead", `module ${this.#o.name} is dead: ${this.#dead.message}`);
   }
 
+  kill(reason: DriverFault): void {
+    this.#dead ??= reason;
+    // Disposing terminates the running code; the outer call then fails with #dead.
+    if (!this.#isolate.isDisposed) this.#isolate.dispose();
+  }
+
   /** Classify what isolated-vm threw, and remember that the module is now dead. */
   #fault(e: unknown): DriverFault {
     if (e instanceof DriverFault) return e;
+    if (this.#dead) return this.#dead;
     const err = e as Error;
     const msg = err?.message ?? String(e);
     let fault: DriverFault;
@@ -136,6 +143,8 @@ export class IsolateRuntime implements ModuleRuntime {
   dispose(): void {
     this.#dispatch?.release();
     this.#info?.release();
+    this.#dispatch = this.#info = null;
+    this.#dead ??= new DriverFault("dead", `module ${this.#o.name} is unloaded`);
     if (!this.#isolate.isDisposed) this.#isolate.dispose();
   }
 

@@ -26,6 +26,7 @@ import { checkSignature, get_modinfo, KoFormatError, parseKo, type KoImage } fro
 import { exportClass, kernelSymbol, symbolCrc, type ExportClass } from "./ksymtab.ts";
 import { license_is_gpl_compatible } from "./license.ts";
 import { ArgError, kind, Marshal } from "./marshal.ts";
+import type { Kind } from "./abi.ts";
 import { MODULE_REF_BASE, Module } from "./module.ts";
 import { DriverFault, LinkError, type ModuleRuntime } from "./runtime.ts";
 import { generateShim } from "./shim.ts";
@@ -379,7 +380,7 @@ export class ModuleSubsystem {
           random: moduleRandom(k.config.seed, mod.name),
         });
     mod.runtime = runtime;
-    mod.marshal = new Marshal(k, mod, (fn, args) => this.#callModule(mod, fn, args, "any"));
+    mod.marshal = new Marshal(k, mod, (fn, args, name) => this.#callModule(mod, fn, args, "any", name));
     await runtime.link();
   }
 
@@ -412,30 +413,45 @@ export class ModuleSubsystem {
     } catch (e) {
       if (!(e instanceof ArgError)) throw e;
       this.#pr(3, `kemu: ${mod.name}: ${api.name}(): ${e.message}; call refused`);
-      return marshal.out(ret, errorValue(ret.t));
+      return marshal.out(ret, errorValue(ret));
     }
     try {
       return marshal.out(ret, k.bugs.frame(api.name, () => api.impl(marshal.ctx, ...converted)));
     } catch (e) {
       if (e instanceof ArgError) {
         this.#pr(3, `kemu: ${mod.name}: ${api.name}(): ${e.message}; call refused`);
-        return marshal.out(ret, errorValue(ret.t));
+        return marshal.out(ret, errorValue(ret));
       }
       // The kernel oopsed or the task hung inside this call: the report is out; the module
       // that made the call is contained when control comes back out of it.
-      if (e instanceof KernelOops || e instanceof HungTaskError) mod.kernelFault = true;
+      if (e instanceof KernelOops || e instanceof HungTaskError) {
+        mod.kernelFault = true;
+        mod.runtime?.kill(new DriverFault("dead", `killed in ${api.name}()`));
+      }
       throw e;
     }
   }
 
-  /** Call into a module, as the kernel calls a callback; a failure is contained. */
-  #callModule(mod: Module, fn: number, args: unknown[], ret: string): unknown {
+  /**
+   * Call function `callee` of a module, as the kernel calls a callback; a failure is
+   * contained. The callee's name is the call trace's frame and, when the module's own stack
+   * has none (a time-out, heap exhaustion), the RIP of the report.
+   */
+  #callModule(mod: Module, fn: number, args: unknown[], ret: string, callee: string): unknown {
     if (!mod.runtime || mod.dead) throw new DriverFault("dead", `${mod.name} is dead`);
+    const frame = `${callee} [${mod.name}]`;
+    const stack = this.#k.bugs.stack;
+    // On the call trace until the report is out, so the report shows it.
+    stack.push(frame);
+    mod.callees.push(frame);
     try {
-      return this.#k.bugs.frame(`[${mod.name}]`, () => mod.runtime!.call(fn, args, ret));
+      return mod.runtime.call(fn, args, ret);
     } catch (e) {
       if (e instanceof DriverFault) this.#fault(mod, e);
       throw e;
+    } finally {
+      mod.callees.pop();
+      stack.pop();
     }
   }
 
@@ -450,7 +466,7 @@ export class ModuleSubsystem {
     const fn = owner.exportFns?.[name];
     if (!fn) throw new DriverFault("dead", `${owner.name} does not export ${name}`);
     try {
-      return this.#callModule(owner, fn, args, "any");
+      return this.#callModule(owner, fn, args, "any", name);
     } catch (e) {
       if (e instanceof DriverFault) return -EFAULT;
       throw e;
@@ -475,7 +491,7 @@ export class ModuleSubsystem {
       mod.exportFns = info.exports;
       mod.exitFn = info.exit;
       if (info.init) {
-        const r = this.#callModule(mod, info.init, [], "int");
+        const r = this.#callModule(mod, info.init, [], "int", "init_module");
         ret = typeof r === "number" && Number.isFinite(r) ? Math.trunc(r) : 0;
       }
     } catch (e) {
@@ -531,7 +547,7 @@ export class ModuleSubsystem {
     mod.state = "GOING";
     if (mod.exitFn) {
       try {
-        this.#callModule(mod, mod.exitFn, [], "void");
+        this.#callModule(mod, mod.exitFn, [], "void", "cleanup_module");
       } catch (e) {
         if (!(e instanceof DriverFault || e instanceof KernelOops || e instanceof HungTaskError)) throw e;
       }
@@ -556,16 +572,18 @@ export class ModuleSubsystem {
   #freeModule(mod: Module): void {
     this.#releaseHoldings(mod, false);
     mod.state = "UNFORMED";
-    for (const target of mod.targetList) {
+    const targets = mod.targetList.splice(0);
+    for (const target of targets) {
       target.sourceList.splice(target.sourceList.indexOf(mod), 1);
       this.module_put(target);
     }
-    mod.targetList.length = 0;
     const i = this.list.indexOf(mod);
     if (i >= 0) this.list.splice(i, 1);
     this.handles.dropOwner(mod.name);
     mod.marshal?.clear();
     mod.runtime?.dispose();
+    // A dead module kept listed for its users goes with the last of them.
+    for (const target of targets) if (target.dead && target.sourceList.length === 0 && this.list.includes(target)) this.#freeModule(target);
   }
 
   /**
@@ -610,9 +628,15 @@ export class ModuleSubsystem {
     this.#report(mod, f);
   }
 
+  /**
+   * The oops for a module's failure, as die() prints one: kemu's line saying what the code
+   * did (and where, in the module's own files), then the report with the module's frames
+   * in the call trace. The task is not killed: the failing call returns its error.
+   */
   #report(mod: Module, f: DriverFault): void {
     const k = this.#k;
     const frames = driverFrames(f.driverStack, mod.name);
+    const rip = frames[0]?.name ?? mod.callees.at(-1) ?? `[${mod.name}]`;
     const header: string[] = [];
     if (f.kind === "timeout") {
       // The soft-lockup watchdog fires after 2 x watchdog_thresh (10 s).
@@ -625,11 +649,11 @@ export class ModuleSubsystem {
       header.push(`kemu: ${mod.name}: killed: ${f.message}`);
     } else {
       header.push(`kemu: ${mod.name}: ${f.message}`);
-      for (const fr of f.driverStack.split("\n").slice(1, 6)) if (fr.trim()) header.push(`  ${fr.trim()}`);
+      for (const fr of frames.slice(0, 5)) header.push(`  at ${fr.name.replace(/ \[.*$/, "")} (${fr.where})`);
     }
-    header.push(`RIP: 0010:${frames[0] ?? "0x0"}`);
+    const trace = frames.slice(1).map((fr) => fr.name);
     try {
-      k.bugs.oops(header, "Oops: 0000", { file: `drivers/${mod.name}.mjs`, func: frames[0] ?? `[${mod.name}]` });
+      k.bugs.oops(header, "Oops: 0000", { file: `drivers/${mod.name}.mjs`, func: rip }, 1, trace);
     } catch (e) {
       if (!(e instanceof KernelOops)) throw e;
     }
@@ -770,13 +794,16 @@ function moduleRandom(seed: number, name: string): () => number {
   return () => r.u32() / 2 ** 32;
 }
 
-/** What a call returns when the kernel refuses it, by result kind. */
-function errorValue(t: string): unknown {
-  switch (t) {
+/** What a call returns when the kernel refuses it: NULL for pointers that may be NULL, an
+ *  ERR_PTR(-EINVAL) for those that return errors, -EINVAL for ints. */
+function errorValue(ret: Kind): unknown {
+  switch (ret.t) {
     case "int":
     case "num":
-    case "o":
       return -EINVAL;
+    case "o":
+    case "s":
+      return ret.nullable ? null : -EINVAL;
     case "bool":
       return false;
     case "str":
@@ -786,12 +813,13 @@ function errorValue(t: string): unknown {
   }
 }
 
-/** Function names from a V8 stack, as "name [module]", innermost first. */
-function driverFrames(stack: string, mod: string): string[] {
-  const out: string[] = [];
+/** The module's own frames in a V8 stack, innermost first: "name [module]" and "file:line:col". */
+function driverFrames(stack: string, mod: string): { name: string; where: string }[] {
+  const out: { name: string; where: string }[] = [];
   for (const line of stack.split("\n")) {
-    const m = /^\s*at (?:async )?([^\s(]+) \((?:file:\/\/\/drivers\/|kemu:\/\/\/drivers\/)/.exec(line);
-    if (m) out.push(`${m[1]} [${mod}]`);
+    const m = /^\s*at (?:async )?([^\s(]+) \((?:file|kemu):\/\/\/(drivers\/[^)]+)\)/.exec(line);
+    // V8 names an object's method after its receiver ("Object.probe"); the kernel would not.
+    if (m) out.push({ name: `${m[1]!.replace(/^Object\./, "")} [${mod}]`, where: m[2]! });
   }
   return out;
 }

@@ -7,6 +7,7 @@ import type { CallCtx, NestedObject } from "./api.ts";
 import { parseKind, STRUCT_FIELDS, type Kind, type StructWire } from "./abi.ts";
 import { HandleError } from "./handles.ts";
 import type { Module } from "./module.ts";
+import { DriverFault } from "./runtime.ts";
 import { OBJECT_FIELDS, STRUCT_TWINS } from "./twins.ts";
 
 export class ArgError extends Error {
@@ -35,7 +36,7 @@ export function kind(spec: string): Kind {
 }
 
 /** Calls a module's function by its id; set up by the module's runtime. */
-export type CallModule = (fnId: number, args: unknown[]) => unknown;
+export type CallModule = (fnId: number, args: unknown[], name: string) => unknown;
 
 export class Marshal {
   readonly #k: Kernel;
@@ -202,13 +203,32 @@ export class Marshal {
       const args = kd.args;
       const ret = kd.ret;
       const call = this.#callModule;
+      const name = typeof v[1] === "string" && v[1] ? v[1] : `${this.#mod.name}_fn${id}`;
+      // What the kernel gets when the module fails in the call (it is contained already)
+      // or answers with something that is not the right kind.
+      const failed = () => (ret.t === "void" ? undefined : kd.onFault);
       // A kernel-side function that calls back into the module, converting both ways.
       f = (...a: unknown[]) => {
         const wire = args.map((ak, i) => this.out(ak, a[i]));
-        const r = call(id, wire);
-        return ret.t === "void" ? undefined : this.in(ret, r);
+        let r: unknown;
+        try {
+          r = call(id, wire, name);
+        } catch (e) {
+          if (e instanceof DriverFault) return failed();
+          throw e;
+        }
+        if (ret.t === "void") return undefined;
+        // A C function that falls off its end without a return: kemu reads 0.
+        if (r === undefined && (ret.t === "int" || ret.t === "num")) return 0;
+        try {
+          return this.in(ret, r);
+        } catch (e) {
+          if (!(e instanceof ArgError)) throw e;
+          this.#k.printk(`\x013kemu: ${this.#mod.name}: ${name}() returned a bad value: ${e.message}\n`);
+          return failed();
+        }
       };
-      Object.defineProperty(f, "name", { value: typeof v[1] === "string" && v[1] ? v[1] : `${this.#mod.name}_fn${id}` });
+      Object.defineProperty(f, "name", { value: name });
       moduleOfFunction.set(f, this.#mod.name);
       this.#fns.set(key, f);
     }

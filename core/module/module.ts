@@ -64,6 +64,8 @@ export class Module {
   /** Loaded in the host (built-in, =y) rather than isolated (=m). */
   readonly builtin: boolean;
   readonly holdings: ModuleHoldings = { kbufs: new Set(), regions: new Set(), drivers: new Set(), pdevs: new Set(), hmmDevices: new Set() };
+  /** The module's functions the kernel is in, innermost last ("name [module]"). */
+  readonly callees: string[] = [];
   /** A kernel call made by this module oopsed or hung: the report is printed already. */
   kernelFault = false;
   /** The function ids its code registered: exit, and EXPORT_SYMBOL()ed functions. */

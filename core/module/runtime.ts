@@ -47,6 +47,11 @@ export interface ModuleRuntime {
   evaluate(): ModuleInfo;
   /** Call one of the module's functions by id with wire arguments. Throws DriverFault. */
   call(fn: number, args: unknown[], ret: string): unknown;
+  /**
+   * The kernel killed the task running the module's code (an oops in a kernel function it
+   * called): stop the code now, so nothing after the call runs. Called from inside a call.
+   */
+  kill(reason: DriverFault): void;
   dispose(): void;
   stats(): RuntimeStats;
 }

@@ -29,8 +29,8 @@ function warnBlock(site: string, func: string, pid: number, comm: string, tainte
     "<4>Modules linked in:",
     `<4>CPU: 0 PID: ${pid} Comm: ${comm} ${tainted} 5.0.0 #1`,
     "<4>Hardware name: kemu Standard PC (emulated), BIOS kemu 04/01/2014",
+    `<4>RIP: 0010:${func}`,
     "<4>Call Trace:",
-    `<4> ${func}`,
   ];
 }
 

@@ -195,8 +195,8 @@ describe("percpu_ref_kill called twice", () => {
       "<4>Modules linked in:",
       `<4>CPU: 0 PID: ${pid} Comm: mytask Not tainted 5.0.0 #1`,
       "<4>Hardware name: kemu Standard PC (emulated), BIOS kemu 04/01/2014",
+      "<4>RIP: 0010:percpu_ref_kill_and_confirm",
       "<4>Call Trace:",
-      "<4> percpu_ref_kill_and_confirm",
     ]);
     expect(lines[8]).toMatch(/^<4>---\[ end trace [0-9a-f]{16} \]---$/);
     expect(k.tainted()).toBe("Tainted: G        W        ");
@@ -259,7 +259,7 @@ describe("over-put: percpu ref <= 0 after switching to atomic (spec R7.2)", () =
       "<4>percpu ref (my_release) <= 0 (-1) after switching to atomic",
       "<4>WARNING: CPU: 0 PID: 1 at lib/percpu-refcount.c percpu_ref_switch_to_atomic_rcu",
     ]);
-    expect(lines).toContain("<4> percpu_ref_switch_to_atomic_rcu");
+    expect(lines).toContain("<4>RIP: 0010:percpu_ref_switch_to_atomic_rcu");
     expect(k.tainted()).toBe("Tainted: G        W        ");
     expect(calls).toEqual([]);
     expect(ref.is_zero()).toBe(false);

@@ -269,8 +269,9 @@ describe("the WARN report", () => {
     "Modules linked in:",
     `CPU: 0 PID: ${pid} Comm: ${comm} ${tainted} ${release} #1`,
     `Hardware name: ${HARDWARE_NAME}`,
+    // x86 WARNs trap: show_regs() prints RIP, and the trace starts at its caller.
+    "RIP: 0010:kemu_test_fn",
     "Call Trace:",
-    " kemu_test_fn",
   ];
 
   /** The report lines since `seq`, with the end trace id checked and replaced by ID. */
@@ -336,13 +337,14 @@ describe("the WARN report", () => {
     expect(reportSince(k, seq)).toEqual([...report("Not tainted", "from insmod", 100, "insmod"), "---[ end trace ID ]---"]);
   });
 
-  it("the call trace lists kemu's frames innermost first, after the WARN site", async () => {
+  it("the call trace lists kemu's frames innermost first, after the WARN site in RIP", async () => {
     const k = await boot();
     const seq = k.log.nextSeq;
     k.bugs.frame("outer_fn", () => k.bugs.frame("inner_fn", () => k.warn(SITE, null)));
     const msgs = k.log.messages(seq);
     const at = msgs.indexOf("Call Trace:");
-    expect(msgs.slice(at, -1)).toEqual(["Call Trace:", " kemu_test_fn", " inner_fn", " outer_fn"]);
+    expect(msgs[at - 1]).toBe("RIP: 0010:kemu_test_fn");
+    expect(msgs.slice(at, -1)).toEqual(["Call Trace:", " inner_fn", " outer_fn"]);
     expect(k.bugs.stack).toEqual([]);
   });
 
