@@ -10,13 +10,15 @@
 //   p                                       a void * the module passes in and gets back
 //   fn(k1,k2..)->r|v                        a module function the kernel may call back; if the
 //                                           module fails inside it the kernel gets v back
+//   symbol                                  (results only) a symbol from symbol_get(): the
+//                                           module gets a function that calls it, or null
 //
 // Values the kernel sends are self-describing: { __o: handle, __f: fields } for a kernel
 // object (the shim keeps one object { handle, ...fields } per handle), { __s: id } for a
 // module's own struct, { __p: id } / { __v: value } for a void * it passed in.
 
 export type Kind =
-  | { t: "int" | "num" | "bool" | "str" | "bytes" | "any" | "void" | "page" | "p" }
+  | { t: "int" | "num" | "bool" | "str" | "bytes" | "any" | "void" | "page" | "p" | "symbol" }
   | { t: "o" | "s"; type: string; nullable: boolean }
   /** `onFault`: what the kernel gets back when the module fails inside the call. */
   | { t: "fn"; args: Kind[]; ret: Kind; onFault: number | undefined };
@@ -30,7 +32,7 @@ export function parseKind(spec: string): Kind {
   }
   const obj = /^([os])(\?)?:([a-z_][a-z0-9_]*)$/.exec(s);
   if (obj) return { t: obj[1] as "o" | "s", type: obj[3]!, nullable: obj[2] === "?" };
-  if (["int", "num", "bool", "str", "bytes", "any", "void", "page", "p"].includes(s)) return { t: s as "int" };
+  if (["int", "num", "bool", "str", "bytes", "any", "void", "page", "p", "symbol"].includes(s)) return { t: s as "int" };
   throw new Error(`bad ABI kind ${JSON.stringify(spec)}`);
 }
 

@@ -100,6 +100,7 @@ const SYMBOLS: readonly KernelSymbol[] = [
     proto: "void module_layout(struct module *mod, struct modversion_info *ver, struct kernel_param *kp, struct kernel_symbol *ks, struct tracepoint * const *tp)",
     protoIn: Object.fromEntries(KERNEL_VERSIONS.map((v) => [v, `void module_layout(struct module *mod, struct modversion_info *ver, struct kernel_param *kp, struct kernel_symbol *ks, struct tracepoint * const *tp) /* ${v} */`])),
   },
+  { name: "module_refcount", file: "kernel/module.c", exports: P, proto: "int module_refcount(struct module *mod)" },
   { name: "try_module_get", file: "kernel/module.c", exports: P, proto: "bool try_module_get(struct module *module)" },
   { name: "module_put", file: "kernel/module.c", exports: P, proto: "void module_put(struct module *module)" },
   { name: "__module_get", file: "kernel/module.c", exports: P, proto: "void __module_get(struct module *module)" },

@@ -29,18 +29,16 @@ import { ArgError, kind, Marshal } from "./marshal.ts";
 import type { Kind } from "./abi.ts";
 import { MODULE_REF_BASE, Module } from "./module.ts";
 import { DriverFault, LinkError, type ModuleRuntime } from "./runtime.ts";
-import { generateShim } from "./shim.ts";
+import { CALL_DATA, CALL_SYMBOL, generateShim } from "./shim.ts";
 
 export const O_TRUNC = 0o1000;
+const MODULE_NAME_LEN = 56;
 export const O_NONBLOCK = 0o4000;
 /** finit_module() flags */
 export const MODULE_INIT_IGNORE_MODVERSIONS = 1;
 export const MODULE_INIT_IGNORE_VERMAGIC = 2;
 
 const MODULE_C = { file: "kernel/module.c" };
-/** Call index of the data call and of calls through symbol_get() results. */
-const CALL_DATA = 0;
-const CALL_SYMBOL = -2;
 
 export interface ModuleKconfig {
   MODULE_SIG: boolean;
@@ -80,6 +78,8 @@ export class ModuleSubsystem {
   readonly timeoutMs: number;
   #nextBase = 0xffffffffc0000000n;
   readonly #warnedOnce = new Set<string>();
+  /** module_wq: loads waiting for another copy of their module to finish loading. */
+  #moduleWq: (() => void)[] = [];
   /** Symbols each module got with symbol_get(): module -> names. */
   readonly #gotSymbols = new WeakMap<Module, Set<string>>();
 
@@ -148,8 +148,13 @@ export class ModuleSubsystem {
     const rc = this.#checkModinfo(mod, flags);
     if (rc) return rc;
 
-    // add_unformed_module()
-    if (this.list.some((m) => m.name === mod.name)) return -EEXIST;
+    // add_unformed_module(): a copy still loading may fail, so wait for it to finish.
+    for (;;) {
+      const old = this.list.find((m) => m.name === mod.name);
+      if (!old) break;
+      if (old.state !== "UNFORMED" && old.state !== "COMING") return -EEXIST;
+      await new Promise<void>((wake) => this.#moduleWq.push(wake));
+    }
     this.list.unshift(mod);
     this.#nextBase += BigInt(mod.size + 4096);
 
@@ -335,8 +340,9 @@ export class ModuleSubsystem {
     if (!owner || mod.targetList.includes(owner)) return 0;
     if (owner.state === "COMING") return -EBUSY;
     if (!this.try_module_get(owner)) return -ENOENT;
-    mod.targetList.push(owner);
-    owner.sourceList.push(mod);
+    // add_module_usage(): list_add() at the heads.
+    mod.targetList.unshift(owner);
+    owner.sourceList.unshift(mod);
     return 0;
   }
 
@@ -405,7 +411,13 @@ export class ModuleSubsystem {
     const entry = table[index - 1];
     if (!entry) throw new Error(`bad kernel call index ${index}`);
     if ("extern" in entry) return this.#callExtern(mod, entry.extern, args);
-    const api = entry.api;
+    return this.#callApi(mod, entry.api, args);
+  }
+
+  /** A kernel function called by a module: arguments checked, the call made, its result out. */
+  #callApi(mod: Module, api: KApi, args: unknown[]): unknown {
+    const k = this.#k;
+    const marshal = mod.marshal!;
     const ret = kind(api.ret);
     let converted: unknown[];
     try {
@@ -473,11 +485,15 @@ export class ModuleSubsystem {
     }
   }
 
+  /** A call through what symbol_get() returned: the owner's export, or vmlinux's function. */
   #callGotSymbol(mod: Module, name: string, args: unknown[]): unknown {
     if (!this.#gotSymbols.get(mod)?.has(name)) throw new DriverFault("dead", `${name} was not taken with symbol_get()`);
     const found = this.#findSymbol(name, true, mod);
-    if (!found?.owner) throw new DriverFault("dead", `symbol ${name} is gone`);
-    return this.#callExport(found.owner, name, args);
+    if (!found) throw new DriverFault("dead", `symbol ${name} is gone`);
+    if (found.owner) return this.#callExport(found.owner, name, args);
+    // The arguments come untyped: kernel objects as {handle}, which the function's kinds read.
+    const plain = args.map((a) => (a && typeof a === "object" && typeof (a as { handle?: unknown }).handle === "number" ? (a as { handle: number }).handle : a));
+    return this.#callApi(mod, kernelApi(name)!, plain);
   }
 
   /** do_init_module(): run the top level and init; LIVE on success, freed on failure. */
@@ -517,6 +533,7 @@ export class ModuleSubsystem {
     }
     mod.state = "LIVE";
     this.module_put(mod); // drop the loader's reference
+    this.#wakeUpModuleWq();
     return mod;
   }
 
@@ -531,8 +548,8 @@ export class ModuleSubsystem {
   /** delete_module(): 0 or a negative errno, in the decision order of spec U5. */
   delete_module(name: string, flags = O_NONBLOCK): number {
     if (this.modules_disabled) return -EPERM;
-    if (!name || name.length > 55) return -ENOENT;
-    const mod = this.find_module(name);
+    // strncpy_from_user(name, .., MODULE_NAME_LEN - 1): a longer name is cut, then looked up.
+    const mod = this.find_module(name.slice(0, MODULE_NAME_LEN - 1));
     if (!mod) return -ENOENT;
     if (mod.sourceList.length) return -EWOULDBLOCK;
     if (mod.state !== "LIVE") return -EBUSY;
@@ -582,6 +599,7 @@ export class ModuleSubsystem {
     this.handles.dropOwner(mod.name);
     mod.marshal?.clear();
     mod.runtime?.dispose();
+    this.#wakeUpModuleWq();
     // A dead module kept listed for its users goes with the last of them.
     for (const target of targets) if (target.dead && target.sourceList.length === 0 && this.list.includes(target)) this.#freeModule(target);
   }
@@ -671,6 +689,11 @@ export class ModuleSubsystem {
     }
   }
 
+  /** wake_up_all(&module_wq): a module finished loading, or was freed. */
+  #wakeUpModuleWq(): void {
+    for (const wake of this.#moduleWq.splice(0)) wake();
+  }
+
   /** Work queued for when the current operation is over: contain modules that died meanwhile. */
   reapDead(): void {
     for (const mod of [...this.list]) if (mod.dead && mod.state === "LIVE") this.#contain(mod);
@@ -701,11 +724,16 @@ export class ModuleSubsystem {
     mod.refcnt--;
   }
 
-  /** __symbol_get(): a GPL-visible symbol of a live module, taking a reference on it. */
+  /**
+   * __symbol_get(): a symbol of vmlinux or of a live module (taking a reference on it, but no
+   * use link); what the module gets is a function calling it.
+   */
   symbol_get(caller: Module, name: string): string | null {
     const found = this.#findSymbol(name, true, caller);
-    if (!found || !found.owner) return null;
-    if (found.owner.state === "COMING" || !this.try_module_get(found.owner)) return null;
+    if (!found) return null;
+    // vmlinux data and symbols kemu/kernel offers no function for cannot be called.
+    if (!found.owner && kernelApi(name) === undefined) return null;
+    if (found.owner && (found.owner.state === "COMING" || !this.try_module_get(found.owner))) return null;
     let got = this.#gotSymbols.get(caller);
     if (!got) this.#gotSymbols.set(caller, (got = new Set()));
     got.add(name);

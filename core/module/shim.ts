@@ -20,6 +20,11 @@ export interface ShimSpec {
   kcallGlobal: string;
 }
 
+/** Call index of the data call (THIS_MODULE, exported data), and of calls through what
+ *  symbol_get() returned. The module's functions are 1 and up. */
+export const CALL_DATA = 0;
+export const CALL_SYMBOL = -2;
+
 /** Names a shim always exports: macros and header inlines implemented in the module itself. */
 export const SHIM_MACROS = [
   "MODULE_LICENSE", "MODULE_AUTHOR", "MODULE_DESCRIPTION", "MODULE_VERSION", "MODULE_ALIAS", "MODULE_INFO",
@@ -154,12 +159,17 @@ export function generateShim(spec: ShimSpec): string {
   lines.push(`const __k_SCHEMAS = ${JSON.stringify(STRUCT_FIELDS)};`);
   lines.push(RUNTIME);
   for (const [name, value] of Object.entries(spec.constants)) lines.push(`export const ${name} = ${JSON.stringify(value)};`);
-  lines.push(`const __k_DATA = __k_fromWire(__k_kcall(0, []));`);
+  lines.push(`const __k_DATA = __k_fromWire(__k_kcall(${CALL_DATA}, []));`);
   for (const name of ["THIS_MODULE", ...spec.data]) lines.push(`export const ${name} = __k_DATA[${JSON.stringify(name)}] ?? null;`);
   for (const { index, api } of spec.apis) {
     const params = api.params.filter((p) => p !== "...any");
     lines.push(`const __k_P${index} = ${JSON.stringify(params)};`);
-    lines.push(`export function ${api.name}(...a) { return __k_call(${index}, __k_P${index}, a); }`);
+    if (api.ret === "symbol") {
+      // The kernel hands back the symbol; the module gets a function that calls it.
+      lines.push(`export function ${api.name}(...a) { const s = __k_call(${index}, __k_P${index}, a); return s === null || s === undefined ? null : (...b) => __k_fromWire(__k_kcall(${CALL_SYMBOL}, [s, b.map(__k_anyWire)])); }`);
+    } else {
+      lines.push(`export function ${api.name}(...a) { return __k_call(${index}, __k_P${index}, a); }`);
+    }
   }
   for (const { index, name } of spec.externs) {
     lines.push(`export function ${name}(...a) { return __k_call(${index}, [], a); }`);

@@ -42,6 +42,8 @@ function tsType(k: Kind, where: "param" | "ret" | "cb"): string {
       return "Uint8Array";
     case "any":
       return "unknown";
+    case "symbol":
+      return "((...args: any[]) => any) | null";
     case "void":
       return "void";
     case "page":

@@ -593,7 +593,7 @@ declare module "kemu/kernel" {
   /**
    * `int module_refcount(struct module *mod)`
    *
-   * Header inline: needs no exported symbol.
+   * `module_refcount` (4.19: EXPORT_SYMBOL, 4.20: EXPORT_SYMBOL, 5.0: EXPORT_SYMBOL)
    */
   export function module_refcount(mod: module): number;
   /**
@@ -601,7 +601,7 @@ declare module "kemu/kernel" {
    *
    * `__symbol_get` (4.19: EXPORT_SYMBOL_GPL, 4.20: EXPORT_SYMBOL_GPL, 5.0: EXPORT_SYMBOL_GPL)
    */
-  export function symbol_get(x: string): unknown;
+  export function symbol_get(x: string): ((...args: any[]) => any) | null;
   /**
    * `#define symbol_put(x) __symbol_put(VMLINUX_SYMBOL_STR(x))`
    *
