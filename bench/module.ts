@@ -47,12 +47,12 @@ module_exit(() => {
 `;
 
 /** Build DRIVER as module `name` for 5.0 (its driver and export named after it: one owner per name). */
-async function buildDriver(name: string): Promise<Uint8Array> {
+async function buildDriver(name: string, intree = false): Promise<Uint8Array> {
   const dir = mkdtempSync(join(tmpdir(), "kemu-bench-"));
   try {
     const entry = join(dir, `${name}.ts`);
     writeFileSync(entry, DRIVER.replaceAll("benchdrv", name));
-    return (await build({ entry, name, kernel: "5.0" })).ko;
+    return (await build({ entry, name, kernel: "5.0", intree })).ko;
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
@@ -138,8 +138,9 @@ function symcall(mod: Module, pfn: number): number {
 
 async function callSetup(): Promise<CallCtx> {
   const k = await Kernel.boot({ version: "5.0" });
-  const isolated = await k.insmod(await buildDriver("callisol"));
-  const builtin = await k.insmod(await buildDriver("callbuiltin"), { builtin: true });
+  // Both in-tree builds: only those can be built in, and the two should differ in nothing else.
+  const isolated = await k.insmod(await buildDriver("callisol", true));
+  const builtin = await k.insmod(await buildDriver("callbuiltin", true), { builtin: true });
   return { k, isolated, builtin, pfn: 0x1000 };
 }
 

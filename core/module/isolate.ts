@@ -23,8 +23,10 @@ export interface IsolateOptions {
 const KCALL_GLOBAL = "__kemu_kcall";
 
 // Run before any module code: take away what a kernel module has no business using.
+// WebAssembly goes too: its memory lives outside the isolate's heap limit.
 const PRELUDE = `
 delete globalThis.console;
+delete globalThis.WebAssembly;
 {
   const now = globalThis.__kemu_now, rnd = globalThis.__kemu_random;
   delete globalThis.__kemu_now; delete globalThis.__kemu_random;

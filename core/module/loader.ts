@@ -30,6 +30,7 @@ import type { Kind } from "./abi.ts";
 import { MODULE_REF_BASE, Module } from "./module.ts";
 import { DriverFault, LinkError, type ModuleRuntime } from "./runtime.ts";
 import { CALL_DATA, CALL_SYMBOL, generateShim } from "./shim.ts";
+import { checkModuleCode } from "./code.ts";
 
 export const O_TRUNC = 0o1000;
 const MODULE_NAME_LEN = 56;
@@ -136,6 +137,12 @@ export class ModuleSubsystem {
       if (!sigOk && !(sig.err === -ENOKEY && !this.kconfig.MODULE_SIG_FORCE)) return sig.err;
     }
 
+    // Built in (=y) means linked into the kernel, with no isolate around it: only code from
+    // the tree itself gets that (principle 6); out-of-tree code always runs isolated.
+    if (opts.builtin && get_modinfo(image.modinfo, "intree") === undefined) {
+      this.#pr(3, `kemu: ${image.thisModule}: only in-tree modules can be built in; load it isolated, or build it with intree`);
+      return -EPERM;
+    }
     const mod = new Module(image, this.#nextBase, opts.builtin === true);
     mod.sigOk = sigOk;
     // MODULE_INIT_IGNORE_MODVERSIONS: pretend there is no __versions section.
@@ -169,9 +176,15 @@ export class ModuleSubsystem {
     if (!err) err = this.#simplifySymbols(mod);
     if (err) return this.#unwind(mod, err);
 
-    // apply_relocations(): link the code against a shim of what resolved.
+    // apply_relocations(): a broken object is found here; then link the code against a shim
+    // of what resolved.
+    const code = checkModuleCode(mod.image.code);
+    if ("error" in code) {
+      this.#pr(3, `kemu: ${mod.name}: module code ${code.error}`);
+      return this.#unwind(mod, -ENOEXEC);
+    }
     try {
-      await this.#link(mod);
+      await this.#link(mod, code.cjs);
     } catch (e) {
       if (e instanceof LinkError) {
         this.#pr(4, `${mod.name}: Unknown symbol ${e.missing} (err ${-ENOENT})`);
@@ -348,7 +361,7 @@ export class ModuleSubsystem {
 
   // ---- linking and running module code ---------------------------------------------------
 
-  async #link(mod: Module): Promise<void> {
+  async #link(mod: Module, cjs: string): Promise<void> {
     const k = this.#k;
     const version = k.profile.version;
     const resolved = (api: KApi) => api.symbols.every((s) => this.#symbolResolvedFor(mod, s, version));
@@ -373,18 +386,12 @@ export class ModuleSubsystem {
       kcallGlobal,
     });
     const kcall = (index: number, args: unknown[]) => this.#kcall(mod, table, data, index, args);
+    // The module's Date follows the virtual clock from the day 5.0 was released.
+    const now = () => Date.UTC(2019, 2, 3) + k.clock.now() / 1e6;
+    const random = moduleRandom(k.config.seed, mod.name);
     const runtime: ModuleRuntime = mod.builtin
-      ? new BuiltinRuntime({ name: mod.name, shimSource, code: mod.image.code, kcall })
-      : new IsolateRuntime({
-          name: mod.name,
-          shimSource,
-          code: mod.image.code,
-          kcall,
-          memoryLimitMiB: this.heapMiB,
-          timeoutMs: this.timeoutMs,
-          now: () => Date.UTC(2019, 2, 3) + k.clock.now() / 1e6,
-          random: moduleRandom(k.config.seed, mod.name),
-        });
+      ? new BuiltinRuntime({ name: mod.name, shimSource, code: mod.image.code, cjs, kcall, now, random })
+      : new IsolateRuntime({ name: mod.name, shimSource, code: mod.image.code, kcall, memoryLimitMiB: this.heapMiB, timeoutMs: this.timeoutMs, now, random });
     mod.runtime = runtime;
     mod.marshal = new Marshal(k, mod, (fn, args, name) => this.#callModule(mod, fn, args, "any", name));
     await runtime.link();

@@ -1,7 +1,9 @@
-// One driver, two ways to run (principle 6): the same module file loaded into an isolate (=m)
-// and into the host (=y) gives the same dmesg, the same /proc views and the same teardown.
+// One driver, two ways to run (principle 6): the same in-tree module file loaded into an
+// isolate (=m) and into the host (=y) gives the same dmesg, the same /proc views and the same
+// teardown. Out-of-tree code is never built in.
 
 import { describe, expect, it } from "vitest";
+import { KernelError } from "../../core/errno.ts";
 import type { Kernel } from "../../core/kernel.ts";
 import { ko } from "../helpers/build.ts";
 import { boot } from "../helpers/kernel.ts";
@@ -68,7 +70,7 @@ interface Run {
 }
 
 async function run(k: Kernel, builtin: boolean, version: "4.20" | "5.0"): Promise<Run> {
-  const file = await ko("cmp", DRIVER, { kernel: version });
+  const file = await ko("cmp", DRIVER, { kernel: version, intree: true });
   let seq = k.log.nextSeq;
   await k.insmod(file, { builtin });
   const load = k.log.messages(seq);
@@ -88,7 +90,7 @@ describe("a driver run isolated and built-in", () => {
       // And the scenario really ran: probe, devres in LIFO order at unbind, the pages freed.
       expect(isolated.load).toContain("cmp cmp.0: probed cmp.0: 512 bytes, device memory pfn 0x3ffff8000-0x400000000");
       expect(isolated.load.at(-1)).toBe("cmp: loaded, Math.random() number, Date.now() 1");
-      expect(isolated.modules).toMatch(/^cmp \d+ 0 - Live 0xffffffffc0000000 \(O\)\n$/);
+      expect(isolated.modules).toMatch(/^cmp \d+ 0 - Live 0xffffffffc0000000\n$/);
       expect(isolated.iomem).toContain(" : hmm_device0\n");
       expect(isolated.unload.slice(0, 2)).toEqual(["cmp cmp.0: remove", "cmp: devres action first"]);
       expect(isolated.unload.at(-1)).toBe("cmp: unloaded, 0 pages freed");
@@ -98,12 +100,24 @@ describe("a driver run isolated and built-in", () => {
 
   it("shows in /proc/kemu/modules how each module runs", async () => {
     const k = await boot({ version: "5.0" });
-    await k.insmod(await ko("cmp", DRIVER, { kernel: "5.0" }), { builtin: true });
+    await k.insmod(await ko("cmp", DRIVER, { kernel: "5.0", intree: true }), { builtin: true });
     const view = k.read("/proc/kemu/modules").split("\n");
     expect(view[0]).toBe("name                 mode      state      cpu_ms   heap_kib  heap_limit_kib");
     expect(view[1]).toMatch(/^cmp\s+built-in\s+live\s+\d+\.\d{3}\s+0\s+0$/);
     k.rmmod("cmp");
-    await k.insmod(await ko("cmp", DRIVER, { kernel: "5.0" }));
+    await k.insmod(await ko("cmp", DRIVER, { kernel: "5.0", intree: true }));
     expect(k.read("/proc/kemu/modules").split("\n")[1]).toMatch(/^cmp\s+isolated\s+live\s+\d+\.\d{3}\s+[1-9]\d*\s+65536$/);
+  });
+
+  it("refuses to build in an out-of-tree module: that code always runs isolated", async () => {
+    const k = await boot({ version: "5.0" });
+    const seq = k.log.nextSeq;
+    const err = (await k.insmod(await ko("cmp", DRIVER, { kernel: "5.0" }), { builtin: true }).catch((e: unknown) => e)) as KernelError;
+    expect(err).toBeInstanceOf(KernelError);
+    expect(err.errno).toBe(1);
+    expect(err.message).toBe("insmod: ERROR: could not insert module module.ko: Operation not permitted");
+    expect(k.log.messages(seq)).toEqual(["kemu: cmp: only in-tree modules can be built in; load it isolated, or build it with intree"]);
+    expect(k.read("/proc/modules")).toBe("");
+    expect(k.tainted()).toBe("Not tainted");
   });
 });
