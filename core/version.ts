@@ -51,25 +51,6 @@ export interface VersionProfile {
   readonly hmm: HmmBehaviour;
 }
 
-const V4_19: VersionProfile = Object.freeze({
-  version: "4.19",
-  release: "4.19.0",
-  buildDate: "Mon Oct 22 06:40:00 UTC 2018",
-  taintFlagCount: 18,
-  pageOffset: 0xffff880000000000n,
-  memremap: Object.freeze({
-    requireKill: false,
-    systemRam: "linear-map",
-    systemRamWarn: "mixed-only",
-    killOnError: false,
-    releaseRegistration: "devm_add_action",
-    releaseKillsRef: false,
-    privateWithoutLinearMap: false,
-    memmapInitMessage: false,
-  }),
-  hmm: Object.freeze({ devmemOnMemremap: false }),
-});
-
 const V4_20: VersionProfile = Object.freeze({
   version: "4.20",
   release: "4.20.0",
@@ -87,6 +68,17 @@ const V4_20: VersionProfile = Object.freeze({
     memmapInitMessage: true,
   }),
   hmm: Object.freeze({ devmemOnMemremap: false }),
+});
+
+// 4.19 differs from 4.20 only in its release, its page offset and memmap_init_zone_device()
+// (which came in 4.20, with its pr_info line).
+const V4_19: VersionProfile = Object.freeze({
+  ...V4_20,
+  version: "4.19",
+  release: "4.19.0",
+  buildDate: "Mon Oct 22 06:40:00 UTC 2018",
+  pageOffset: 0xffff880000000000n,
+  memremap: Object.freeze({ ...V4_20.memremap, memmapInitMessage: false }),
 });
 
 const V5_0: VersionProfile = Object.freeze({

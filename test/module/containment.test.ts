@@ -18,11 +18,10 @@
 
 import { describe, expect, it } from "vitest";
 import { ConfigError } from "../../core/config.ts";
-import { KernelError } from "../../core/errno.ts";
 import type { Kernel } from "../../core/kernel.ts";
 import type { KernelVersion } from "../../core/version.ts";
 import { buildSource, ko } from "../helpers/build.ts";
-import { boot } from "../helpers/kernel.ts";
+import { boot, insmodError, rmmodError } from "../helpers/kernel.ts";
 
 /** Small limits keep the suite fast: a looping driver is stopped after 50 ms. */
 const LIMITS = { moduleTimeoutMs: 50, moduleHeap: "16M" } as const;
@@ -143,25 +142,7 @@ function taints(letters: string): string {
   return "Tainted: " + [...cols].map((c, i) => (letters.includes(c) ? c : i === 0 ? "G" : " ")).join("");
 }
 
-async function insmodError(k: Kernel, file: Uint8Array, opts: { builtin?: boolean } = {}): Promise<KernelError> {
-  const err = await k.insmod(file, opts).then(
-    () => null,
-    (e: unknown) => e,
-  );
-  expect(err).toBeInstanceOf(KernelError);
-  return err as KernelError;
-}
 
-function rmmodError(k: Kernel, name: string): KernelError {
-  let err: unknown = null;
-  try {
-    k.rmmod(name);
-  } catch (e) {
-    err = e;
-  }
-  expect(err).toBeInstanceOf(KernelError);
-  return err as KernelError;
-}
 
 interface ReportSpec {
   mod: string;
@@ -265,7 +246,7 @@ describe("a driver that fails in its exit", () => {
       const k = await boot({ version: "5.0", ...LIMITS });
       await k.insmod(await ko("crashy", crashy("exit", fault)));
       const seq = k.log.nextSeq;
-      const err = rmmodError(k, "crashy");
+      const err = rmmodError(k, "crashy")!;
       expect(err.errno).toBe(14);
       expect(err.message).toBe("rmmod: ERROR: could not remove module crashy: Bad address");
       const msgs = k.log.messages(seq);
@@ -412,7 +393,7 @@ module_exit(() => { printk(KERN_INFO + "user: bye\\n"); });
       expect(k.read("/proc/modules")).toMatch(/^user 4096 0 - Live 0xffffffffc\w+ \(O\)\nlib 4096 1 user, Unloading 0xffffffffc\w+ \(O-\)\n$/);
       expect(k.read("/proc/kemu/modules").split("\n")[2]).toMatch(/^lib\s+isolated\s+dead\s+\d+\.\d{3}\s+\d+\s+16384$/);
       expect([...k.mm.slab.live].filter((b) => b.owner === "lib")).toEqual([]);
-      expect(rmmodError(k, "lib").message).toBe("rmmod: ERROR: Module lib is in use by: user");
+      expect(rmmodError(k, "lib")!.message).toBe("rmmod: ERROR: Module lib is in use by: user");
       // The last user goes: so does the dead module, and its name is free again.
       k.rmmod("user");
       expect(k.read("/proc/modules")).toBe("");
@@ -482,7 +463,7 @@ describe("built-in drivers ({ builtin: true }) are contained too", () => {
     const k = await boot({ version: "5.0", ...LIMITS });
     await k.insmod(await build("exit"), { builtin: true });
     const seq = k.log.nextSeq;
-    expect(rmmodError(k, "crashy").errno).toBe(14);
+    expect(rmmodError(k, "crashy")!.errno).toBe(14);
     expectReport(k.log.messages(seq), { mod: "crashy", fault: "throw", comm: "rmmod", linked: "crashy(-)", fn: "crashy_fail" });
     expect(k.read("/proc/modules")).toBe("");
     expect(remains(k)).toEqual(NOTHING);

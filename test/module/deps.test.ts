@@ -14,7 +14,7 @@ import { O_NONBLOCK, O_TRUNC } from "../../core/module/loader.ts";
 import type { KernelVersion } from "../../core/version.ts";
 import type { BuildOptions } from "../../sdk/build/build.ts";
 import { buildSource, ko, rewriteKo } from "../helpers/build.ts";
-import { boot } from "../helpers/kernel.ts";
+import { boot, insmodError, rmmodError } from "../helpers/kernel.ts";
 
 const VERSIONS: KernelVersion[] = ["4.19", "4.20", "5.0"];
 const ENOENT = 2;
@@ -39,22 +39,7 @@ function lsmodLine(k: Kernel, name: string, refcnt: number, holders = ""): strin
   return `${name.padEnd(19)} ${m[1]!.padStart(8)}  ${refcnt}${holders ? " " + holders : ""}`;
 }
 
-async function insmodError(k: Kernel, bytes: Uint8Array): Promise<KernelError> {
-  const e = await k.insmod(bytes).then(() => null, (x: unknown) => x);
-  expect(e).toBeInstanceOf(KernelError);
-  return e as KernelError;
-}
 
-function rmmodError(k: Kernel, name: string, force = false): KernelError | null {
-  let e: unknown = null;
-  try {
-    k.rmmod(name, { force });
-  } catch (x) {
-    e = x;
-  }
-  if (e !== null) expect(e).toBeInstanceOf(KernelError);
-  return e as KernelError | null;
-}
 
 /**
  * The Module.symvers modpost writes for an external module (4.19-5.3 layout: crc, symbol,

@@ -12,11 +12,9 @@
 // incompatible strings are put into a module built as "GPL" by rewriting its .modinfo.
 
 import { describe, expect, it } from "vitest";
-import { KernelError } from "../../core/errno.ts";
 import { get_modinfo, modinfoEntries, parseKo } from "../../core/module/ko.ts";
-import type { Kernel } from "../../core/kernel.ts";
 import { buildSource, ko, rewriteKo } from "../helpers/build.ts";
-import { boot } from "../helpers/kernel.ts";
+import { boot, insmodError } from "../helpers/kernel.ts";
 
 const DISABLING = "Disabling lock debugging due to kernel taint";
 const VERSIONS = ["4.19", "4.20", "5.0"] as const;
@@ -65,11 +63,6 @@ function relicense(bytes: Uint8Array, license: string | null): Uint8Array {
   return withModinfo(bytes, (e) => [...(license === null ? [] : [`license=${license}`]), ...e.filter((x) => !x.startsWith("license="))]);
 }
 
-async function insmodError(k: Kernel, file: Uint8Array): Promise<KernelError> {
-  const err = await k.insmod(file).catch((e: unknown) => e);
-  expect(err).toBeInstanceOf(KernelError);
-  return err as KernelError;
-}
 
 const UNKNOWN_SYMBOL = "insmod: ERROR: could not insert module module.ko: Unknown symbol in module";
 

@@ -8,14 +8,11 @@
 // __versions section at all. Module.symvers is the 4.19-5.3 four-field layout.
 
 import { describe, expect, it } from "vitest";
-import { KernelError } from "../../core/errno.ts";
-import type { Kernel } from "../../core/kernel.ts";
 import { get_modinfo, parseKo, type KoImage } from "../../core/module/ko.ts";
 import { kernelSymbol, moduleSymvers, symbolCrc } from "../../core/module/ksymtab.ts";
-import type { InsmodOptions } from "../../core/module/loader.ts";
 import type { KernelVersion } from "../../core/version.ts";
 import { buildSource, ko, rewriteKo } from "../helpers/build.ts";
-import { boot } from "../helpers/kernel.ts";
+import { boot, insmodError } from "../helpers/kernel.ts";
 
 const VERSIONS = ["4.19", "4.20", "5.0"] as const;
 const RELEASE: Record<KernelVersion, string> = { "4.19": "4.19.0", "4.20": "4.20.0", "5.0": "5.0.0" };
@@ -57,15 +54,6 @@ function crcOf(name: string, version: KernelVersion): number {
   return symbolCrc(kernelSymbol(name)!, version);
 }
 
-/** insmod that must fail: the KernelError. */
-async function refused(k: Kernel, file: Uint8Array, opts: InsmodOptions = {}): Promise<KernelError> {
-  const err = await k.insmod(file, opts).then(
-    () => null,
-    (e: unknown) => e,
-  );
-  expect(err, "insmod should have failed").toBeInstanceOf(KernelError);
-  return err as KernelError;
-}
 
 function insmodMessage(text: string): string {
   return `insmod: ERROR: could not insert module module.ko: ${text}`;
@@ -115,7 +103,7 @@ describe("a module built with modversions on a MODVERSIONS kernel", () => {
   it("is refused by a kernel without MODVERSIONS: the vermagic differs in 'modversions '", async () => {
     const k = await boot({ version: "4.20" });
     const seq = k.log.nextSeq;
-    const err = await refused(k, await ko("hello", HELLO, { kernel: "4.20", modversions: true }));
+    const err = await insmodError(k, await ko("hello", HELLO, { kernel: "4.20", modversions: true }));
     expect(err.errno).toBe(8);
     expect(err.message).toBe(insmodMessage("Invalid module format"));
     expect(k.log.messages(seq)).toEqual(["hello: version magic '4.20.0 SMP mod_unload modversions ' should be '4.20.0 SMP mod_unload '"]);
@@ -137,7 +125,7 @@ describe("same_magic(): with CRCs, the release before the first space is not com
     expect(crcOf("module_layout", "4.20")).not.toBe(crcOf("module_layout", "5.0"));
     const k = await boot({ version: "5.0", kconfig: MV });
     let seq = k.log.nextSeq;
-    let err = await refused(k, file);
+    let err = await insmodError(k, file);
     expect(err.errno).toBe(8);
     expect(err.message).toBe(insmodMessage("Invalid module format"));
     // check_modstruct_version() runs before check_modinfo(): no version magic line.
@@ -150,7 +138,7 @@ describe("same_magic(): with CRCs, the release before the first space is not com
     // And without __versions the releases are compared after all (F from the forced module_layout).
     const k2 = await boot({ version: "5.0", kconfig: MV_FORCE });
     seq = k2.log.nextSeq;
-    err = await refused(k2, rewriteKo(file, (img) => {
+    err = await insmodError(k2, rewriteKo(file, (img) => {
       img.versions = null;
     }));
     expect(err.errno).toBe(8);
@@ -165,7 +153,7 @@ describe("same_magic(): with CRCs, the release before the first space is not com
     const file = withModinfo(await ko("hello", HELLO, { kernel: "4.20", modversions: true }), "vermagic", "4.20.0 mod_unload modversions ");
     const k = await boot({ version: "4.20", kconfig: MV });
     const seq = k.log.nextSeq;
-    const err = await refused(k, file);
+    const err = await insmodError(k, file);
     expect(err.errno).toBe(8);
     expect(k.log.messages(seq)).toEqual(["hello: version magic '4.20.0 mod_unload modversions ' should be '4.20.0 SMP mod_unload modversions '"]);
   });
@@ -175,7 +163,7 @@ describe("same_magic(): with CRCs, the release before the first space is not com
     const file = withModinfo(await ko("hello", HELLO, { kernel: "4.20", modversions: true }), "vermagic", "4.20.17 SMP mod_unload ");
     const k = await boot({ version: "4.20" });
     const seq = k.log.nextSeq;
-    const err = await refused(k, file);
+    const err = await insmodError(k, file);
     expect(err.errno).toBe(8);
     expect(k.log.messages(seq)).toEqual(["hello: version magic '4.20.17 SMP mod_unload ' should be '4.20.0 SMP mod_unload '"]);
     expect(k.read("/proc/modules")).toBe("");
@@ -187,7 +175,7 @@ describe("same_magic(): with CRCs, the release before the first space is not com
     });
     const k = await boot({ version: "4.20", kconfig: MV_FORCE });
     const seq = k.log.nextSeq;
-    const err = await refused(k, file);
+    const err = await insmodError(k, file);
     expect(err.errno).toBe(8);
     expect(k.log.messages(seq)).toEqual([
       "hello: module_layout: kernel tainted.",
@@ -204,7 +192,7 @@ describe("check_modstruct_version(): module_layout", () => {
       const file = withVersion(await ko("hello", HELLO, { kernel: version, modversions: true }), "module_layout", 0xdeadbeef);
       const k = await boot({ version, kconfig: MV_FORCE });
       const seq = k.log.nextSeq;
-      const err = await refused(k, file);
+      const err = await insmodError(k, file);
       expect(err.errno).toBe(8);
       expect(err.message).toBe(insmodMessage("Invalid module format"));
       // No out-of-tree line: check_modinfo() never ran. Forcing does not help.
@@ -217,7 +205,7 @@ describe("check_modstruct_version(): module_layout", () => {
   it("a module without modversions on a MODVERSIONS kernel: -ENOEXEC, and nothing printed", async () => {
     const k = await boot({ version: "4.20", kconfig: MV });
     const seq = k.log.nextSeq;
-    const err = await refused(k, await ko("hello", HELLO, { kernel: "4.20" }));
+    const err = await insmodError(k, await ko("hello", HELLO, { kernel: "4.20" }));
     expect(err.errno).toBe(8);
     expect(err.message).toBe(insmodMessage("Invalid module format"));
     // try_to_force_load() without CONFIG_MODULE_FORCE_LOAD returns -ENOEXEC silently.
@@ -228,7 +216,7 @@ describe("check_modstruct_version(): module_layout", () => {
   it("forced past module_layout (F), a module without modversions still fails on its vermagic", async () => {
     const k = await boot({ version: "4.20", kconfig: MV_FORCE });
     const seq = k.log.nextSeq;
-    const err = await refused(k, await ko("hello", HELLO, { kernel: "4.20" }));
+    const err = await insmodError(k, await ko("hello", HELLO, { kernel: "4.20" }));
     expect(err.errno).toBe(8);
     expect(k.log.messages(seq)).toEqual([
       "hello: module_layout: kernel tainted.",
@@ -243,7 +231,7 @@ describe("check_modstruct_version(): module_layout", () => {
     const file = withVersion(withModinfo(base, "name", "hello_info"), "module_layout", 0xdeadbeef);
     const k = await boot({ version: "4.20", kconfig: MV });
     const seq = k.log.nextSeq;
-    await refused(k, file);
+    await insmodError(k, file);
     expect(k.log.messages(seq)).toEqual(["hello_info: disagrees about version of symbol module_layout"]);
   });
 });
@@ -254,7 +242,7 @@ describe("check_version() for each symbol the module uses", () => {
       const file = withVersion(await ko("hello", HELLO, { kernel: version, modversions: true }), "printk", crcOf("printk", version) ^ 0x80000000);
       const k = await boot({ version, kconfig: MV });
       const seq = k.log.nextSeq;
-      const err = await refused(k, file);
+      const err = await insmodError(k, file);
       expect(err.errno).toBe(22);
       expect(err.message).toBe(insmodMessage("Invalid parameters"));
       expect(k.log.messages(seq)).toEqual([
@@ -300,7 +288,7 @@ describe("a module with no __versions at all (modprobe --force did this)", () =>
       });
       const k = await boot({ version, kconfig: MV });
       const seq = k.log.nextSeq;
-      const err = await refused(k, file);
+      const err = await insmodError(k, file);
       expect(err.errno).toBe(8);
       expect(err.message).toBe(insmodMessage("Invalid module format"));
       expect(k.log.messages(seq)).toEqual([]);
@@ -333,7 +321,7 @@ describe("check_module_license_and_versions(): exports without CRCs", () => {
   it("-ENOEXEC without CONFIG_MODULE_FORCE_LOAD, after check_modinfo()'s taints", async () => {
     const k = await boot({ version: "4.20", kconfig: MV });
     const seq = k.log.nextSeq;
-    const err = await refused(k, await crclessCore());
+    const err = await insmodError(k, await crclessCore());
     expect(err.errno).toBe(8);
     expect(k.log.messages(seq)).toEqual([OOT("gpucore")]);
     expect(k.tainted()).toBe(TAINT_O);
@@ -382,7 +370,7 @@ describe("CRCs of symbols another module exports", () => {
     // gpucore rebuilt with another prototype: its CRC changes, the old gpuuser no longer fits.
     const stale = withVersion(user, "gpu_alloc", crc ^ 0xffff);
     seq = k.log.nextSeq;
-    const err = await refused(k, stale);
+    const err = await insmodError(k, stale);
     expect(err.errno).toBe(22);
     expect(k.log.messages(seq)).toEqual(["gpuuser: disagrees about version of symbol gpu_alloc", "gpuuser: Unknown symbol gpu_alloc (err -22)"]);
     // No use link was made.
@@ -395,7 +383,7 @@ describe("MODULE_INIT_IGNORE_MODVERSIONS (finit_module flag 1): the __versions s
   it("without CONFIG_MODULE_FORCE_LOAD even a good module is refused: it has no versions now", async () => {
     const k = await boot({ version: "4.20", kconfig: MV });
     const seq = k.log.nextSeq;
-    const err = await refused(k, await ko("hello", HELLO, { kernel: "4.20", modversions: true }), { flags: 1 });
+    const err = await insmodError(k, await ko("hello", HELLO, { kernel: "4.20", modversions: true }), { flags: 1 });
     expect(err.errno).toBe(8);
     expect(err.message).toBe(insmodMessage("Invalid module format"));
     expect(k.log.messages(seq)).toEqual([]);

@@ -10,11 +10,9 @@
 import { generateKeyPairSync } from "node:crypto";
 import { describe, expect, it } from "vitest";
 import { ConfigError } from "../../core/config.ts";
-import { KernelError } from "../../core/errno.ts";
 import { Kernel } from "../../core/kernel.ts";
-import type { InsmodOptions } from "../../core/module/loader.ts";
 import { ko } from "../helpers/build.ts";
-import { boot } from "../helpers/kernel.ts";
+import { boot, insmodError } from "../helpers/kernel.ts";
 
 const VERSIONS = ["4.19", "4.20", "5.0"] as const;
 
@@ -78,14 +76,6 @@ function tampered(file: Uint8Array): Uint8Array {
   return new Uint8Array(b);
 }
 
-async function refused(k: Kernel, file: Uint8Array, opts: InsmodOptions = {}): Promise<KernelError> {
-  const err = await k.insmod(file, opts).then(
-    () => null,
-    (e: unknown) => e,
-  );
-  expect(err, "insmod should have failed").toBeInstanceOf(KernelError);
-  return err as KernelError;
-}
 
 const insmodMessage = (text: string) => `insmod: ERROR: could not insert module module.ko: ${text}`;
 
@@ -133,7 +123,7 @@ describe("CONFIG_MODULE_SIG without MODULE_SIG_FORCE", () => {
   it("a signature that does not verify is fatal even without enforcement: -EKEYREJECTED", async () => {
     const k = await boot({ version: "4.20", kconfig: SIG, moduleSigKeys: [TRUSTED.pub] });
     const seq = k.log.nextSeq;
-    const err = await refused(k, tampered(await signedBy(TRUSTED.priv)));
+    const err = await insmodError(k, tampered(await signedBy(TRUSTED.priv)));
     expect(err.errno).toBe(129);
     expect(err.message).toBe(insmodMessage("Key was rejected by service"));
     expect(k.log.messages(seq)).toEqual([]);
@@ -143,7 +133,7 @@ describe("CONFIG_MODULE_SIG without MODULE_SIG_FORCE", () => {
   it("a malformed signature is fatal even without enforcement: -ENOPKG for a non-PKCS#7 id_type", async () => {
     const k = await boot({ version: "4.19", kconfig: SIG, moduleSigKeys: [TRUSTED.pub] });
     const seq = k.log.nextSeq;
-    const err = await refused(k, withSigInfo(await signedBy(TRUSTED.priv, "4.19"), (ms) => (ms[2] = 1)));
+    const err = await insmodError(k, withSigInfo(await signedBy(TRUSTED.priv, "4.19"), (ms) => (ms[2] = 1)));
     expect(err.errno).toBe(65);
     expect(err.message).toBe(insmodMessage("Package not installed"));
     expect(k.log.messages(seq)).toEqual(["Module is not signed with expected PKCS#7 message"]);
@@ -159,7 +149,7 @@ describe("CONFIG_MODULE_SIG without MODULE_SIG_FORCE", () => {
     `;
     const k = await boot({ version: "4.20", kconfig: SIG });
     const seq = k.log.nextSeq;
-    const err = await refused(k, await ko("sigmod", src, { kernel: "4.20", modpostWarn: true }));
+    const err = await insmodError(k, await ko("sigmod", src, { kernel: "4.20", modpostWarn: true }));
     expect(err.errno).toBe(2);
     expect(k.log.messages(seq)).toEqual([OOT("sigmod"), UNVERIFIED("sigmod"), "sigmod: Unknown symbol not_exported_anywhere (err -2)"]);
     expect(k.tainted()).toBe(TAINT_OE);
@@ -171,7 +161,7 @@ describe("CONFIG_MODULE_SIG_FORCE", () => {
     it(`${version}: an unsigned module is refused with -ENOKEY, and the kernel prints nothing`, async () => {
       const k = await boot({ version, kconfig: SIG_FORCE, moduleSigKeys: [TRUSTED.pub] });
       const seq = k.log.nextSeq;
-      const err = await refused(k, await unsigned(version));
+      const err = await insmodError(k, await unsigned(version));
       expect(err.errno).toBe(126);
       expect(err.message).toBe(insmodMessage("Required key not available"));
       expect(k.log.messages(seq)).toEqual([]);
@@ -191,7 +181,7 @@ describe("CONFIG_MODULE_SIG_FORCE", () => {
   it("a key the kernel does not know: -ENOKEY", async () => {
     const k = await boot({ version: "4.20", kconfig: SIG_FORCE, moduleSigKeys: [TRUSTED.pub] });
     const seq = k.log.nextSeq;
-    const err = await refused(k, await signedBy(UNTRUSTED.priv));
+    const err = await insmodError(k, await signedBy(UNTRUSTED.priv));
     expect(err.errno).toBe(126);
     expect(k.log.messages(seq)).toEqual([]);
   });
@@ -199,10 +189,10 @@ describe("CONFIG_MODULE_SIG_FORCE", () => {
   it("a changed byte of code: -EKEYREJECTED; with an unknown key the key is missed first (-ENOKEY)", async () => {
     const k = await boot({ version: "5.0", kconfig: SIG_FORCE, moduleSigKeys: [TRUSTED.pub] });
     const seq = k.log.nextSeq;
-    let err = await refused(k, tampered(await signedBy(TRUSTED.priv, "5.0")));
+    let err = await insmodError(k, tampered(await signedBy(TRUSTED.priv, "5.0")));
     expect(err.errno).toBe(129);
     expect(err.message).toBe(insmodMessage("Key was rejected by service"));
-    err = await refused(k, tampered(await signedBy(UNTRUSTED.priv, "5.0")));
+    err = await insmodError(k, tampered(await signedBy(UNTRUSTED.priv, "5.0")));
     expect(err.errno).toBe(126);
     expect(k.log.messages(seq)).toEqual([]);
   });
@@ -212,7 +202,7 @@ describe("CONFIG_MODULE_SIG_FORCE", () => {
     const file = await signedBy(TRUSTED.priv);
     for (const idType of [0, 1, 3]) {
       const seq = k.log.nextSeq;
-      const err = await refused(k, withSigInfo(file, (ms) => (ms[2] = idType)));
+      const err = await insmodError(k, withSigInfo(file, (ms) => (ms[2] = idType)));
       expect(err.errno).toBe(65);
       expect(err.message).toBe(insmodMessage("Package not installed"));
       expect(k.log.messages(seq)).toEqual(["Module is not signed with expected PKCS#7 message"]);
@@ -224,7 +214,7 @@ describe("CONFIG_MODULE_SIG_FORCE", () => {
     const file = await signedBy(TRUSTED.priv);
     for (const byte of [0, 1, 3, 4, 5, 6, 7]) {
       const seq = k.log.nextSeq;
-      const err = await refused(k, withSigInfo(file, (ms) => (ms[byte] = 1)));
+      const err = await insmodError(k, withSigInfo(file, (ms) => (ms[byte] = 1)));
       expect(err.errno, `byte ${byte}`).toBe(74);
       expect(err.message).toBe(insmodMessage("Bad message"));
       expect(k.log.messages(seq)).toEqual(["PKCS#7 signature info has unexpected non-zero params"]);
@@ -238,12 +228,12 @@ describe("CONFIG_MODULE_SIG_FORCE", () => {
     // sig_len >= what is left before struct module_signature
     const size = file.length - MARKER_LEN - SIG_INFO;
     for (const sigLen of [size, size + 1, 0xffffffff]) {
-      const err = await refused(k, withSigInfo(file, (ms) => ms.writeUInt32BE(sigLen >>> 0, 8)));
+      const err = await insmodError(k, withSigInfo(file, (ms) => ms.writeUInt32BE(sigLen >>> 0, 8)));
       expect(err.errno).toBe(74);
       expect(err.message).toBe(insmodMessage("Bad message"));
     }
     // An id_type check after it does not get to run.
-    const err = await refused(k, withSigInfo(file, (ms) => {
+    const err = await insmodError(k, withSigInfo(file, (ms) => {
       ms.writeUInt32BE(size, 8);
       ms[2] = 0;
     }));
@@ -253,7 +243,7 @@ describe("CONFIG_MODULE_SIG_FORCE", () => {
 
   it("a file that is not a module at all is -ENOEXEC: the ELF checks come before the signature", async () => {
     const k = await boot({ version: "4.20", kconfig: SIG_FORCE, moduleSigKeys: [TRUSTED.pub] });
-    const err = await refused(k, new TextEncoder().encode("#!/bin/sh\n# a shell script handed to insmod by mistake: longer than an ELF header\necho hello\n"));
+    const err = await insmodError(k, new TextEncoder().encode("#!/bin/sh\n# a shell script handed to insmod by mistake: longer than an ELF header\necho hello\n"));
     expect(err.errno).toBe(8);
     expect(err.message).toBe(insmodMessage("Invalid module format"));
   });
@@ -273,7 +263,7 @@ describe("finit_module() flags != 0 (modprobe --force): the signature is not loo
     const k = await boot({ version: "4.20", kconfig: { ...SIG_FORCE, MODULE_FORCE_LOAD: true }, moduleSigKeys: [TRUSTED.pub] });
     const seq = k.log.nextSeq;
     for (const flags of [1, 2, 3]) {
-      const err = await refused(k, await signedBy(TRUSTED.priv), { flags });
+      const err = await insmodError(k, await signedBy(TRUSTED.priv), { flags });
       expect(err.errno).toBe(126);
       expect(err.message).toBe(insmodMessage("Required key not available"));
     }

@@ -13,11 +13,9 @@
 // "%s: loading module not compiled with retpoline compiler." (pr_warn); no taint, every time.
 
 import { describe, expect, it } from "vitest";
-import { KernelError } from "../../core/errno.ts";
-import type { Kernel } from "../../core/kernel.ts";
 import { get_modinfo, parseKo } from "../../core/module/ko.ts";
 import { ko, rewriteKo } from "../helpers/build.ts";
-import { boot } from "../helpers/kernel.ts";
+import { boot, insmodError } from "../helpers/kernel.ts";
 
 const DISABLING = "Disabling lock debugging due to kernel taint";
 const VERSIONS = ["4.19", "4.20", "5.0"] as const;
@@ -64,11 +62,6 @@ const noVermagic = (b: Uint8Array) => withModinfo(b, (e) => e.filter((x) => !x.s
 const vermagic = (b: Uint8Array, v: string) => withModinfo(b, (e) => e.map((x) => (x.startsWith("vermagic=") ? `vermagic=${v}` : x)));
 const relicense = (b: Uint8Array, l: string) => withModinfo(b, (e) => e.map((x) => (x.startsWith("license=") ? `license=${l}` : x)));
 
-async function refused(k: Kernel, file: Uint8Array, flags = 0): Promise<KernelError> {
-  const err = await k.insmod(file, { flags }).catch((e: unknown) => e);
-  expect(err).toBeInstanceOf(KernelError);
-  return err as KernelError;
-}
 
 describe("out-of-tree (T3)", () => {
   for (const version of VERSIONS) {
@@ -138,7 +131,7 @@ describe("vermagic and forced loads (T4 F)", () => {
     it(`${version}: no vermagic without CONFIG_MODULE_FORCE_LOAD: -ENOEXEC, silently, before any taint`, async () => {
       const k = await boot({ version });
       const seq = k.log.nextSeq;
-      const err = await refused(k, noVermagic(await ko("nomagic", source("nomagic", "Proprietary"), { kernel: version })));
+      const err = await insmodError(k, noVermagic(await ko("nomagic", source("nomagic", "Proprietary"), { kernel: version })));
       expect(err.errno).toBe(8);
       expect(err.message).toBe(INVALID_FORMAT);
       expect(k.log.messages(seq)).toEqual([]);
@@ -169,7 +162,7 @@ describe("vermagic and forced loads (T4 F)", () => {
         const k = await boot({ version, kconfig: { MODULE_FORCE_LOAD: force } });
         const file = vermagic(await ko("badmagic", source("badmagic", "Proprietary"), { kernel: version }), `${RELEASE[version]}-custom SMP mod_unload `);
         const seq = k.log.nextSeq;
-        const err = await refused(k, file);
+        const err = await insmodError(k, file);
         expect(err.errno).toBe(8);
         expect(err.message).toBe(INVALID_FORMAT);
         expect(k.log.messages(seq)).toEqual([
@@ -183,7 +176,7 @@ describe("vermagic and forced loads (T4 F)", () => {
   it("a module built for another release is refused by its vermagic (no CRCs: the whole string is compared)", async () => {
     const k = await boot({ version: "4.20" });
     const seq = k.log.nextSeq;
-    const err = await refused(k, await ko("old", source("old", "GPL"), { kernel: "4.19" }));
+    const err = await insmodError(k, await ko("old", source("old", "GPL"), { kernel: "4.19" }));
     expect(err.errno).toBe(8);
     expect(k.log.messages(seq)).toEqual(["old: version magic '4.19.0 SMP mod_unload ' should be '4.20.0 SMP mod_unload '"]);
   });
@@ -193,14 +186,14 @@ describe("vermagic and forced loads (T4 F)", () => {
     const base = await ko("vmx", source("vmx", "GPL"), { kernel: "4.20" });
     const file = withModinfo(base, (e) => e.map((x) => (x.startsWith("name=") ? "name=vmx_info" : x)));
     const seq = k.log.nextSeq;
-    await refused(k, file);
+    await insmodError(k, file);
     expect(k.log.messages(seq)).toEqual(["vmx_info: version magic '4.20.0 SMP mod_unload ' should be '5.0.0 SMP mod_unload '"]);
   });
 
   it("MODULE_INIT_IGNORE_VERMAGIC (modprobe --force): -ENOEXEC without CONFIG_MODULE_FORCE_LOAD, silently", async () => {
     const k = await boot({ version: "4.19" });
     const seq = k.log.nextSeq;
-    const err = await refused(k, await ko("ign", source("ign", "GPL"), { kernel: "4.19" }), 2);
+    const err = await insmodError(k, await ko("ign", source("ign", "GPL"), { kernel: "4.19" }), { flags: 2 });
     expect(err.errno).toBe(8);
     expect(k.log.messages(seq)).toEqual([]);
     expect(k.tainted()).toBe("Not tainted");
@@ -271,7 +264,7 @@ describe("taints are sticky (T6) and come before symbol resolution", () => {
       const k = await boot({ version });
       const file = staging(relicense(await ko("badsym", source("badsym", "GPL", "0", GPL_ONLY_USE), { kernel: version }), "Proprietary"));
       const seq = k.log.nextSeq;
-      const err = await refused(k, file);
+      const err = await insmodError(k, file);
       expect(err.errno).toBe(2);
       expect(k.log.messages(seq)).toEqual([
         "badsym: loading out-of-tree module taints kernel.",
@@ -289,7 +282,7 @@ describe("taints are sticky (T6) and come before symbol resolution", () => {
   it("an init that fails keeps them too; so does rmmod of a module that loaded", async () => {
     const k = await boot({ version: "5.0" });
     const seq = k.log.nextSeq;
-    const err = await refused(k, await ko("nodev", source("nodev", "Proprietary", "-19"), { kernel: "5.0" }));
+    const err = await insmodError(k, await ko("nodev", source("nodev", "Proprietary", "-19"), { kernel: "5.0" }));
     expect(err.errno).toBe(19);
     expect(err.message).toBe("insmod: ERROR: could not insert module module.ko: No such device");
     expect(k.log.messages(seq)).toEqual(["nodev: loading out-of-tree module taints kernel.", "nodev: module license 'Proprietary' taints kernel.", DISABLING, "nodev: up"]);
@@ -371,7 +364,7 @@ describe("modversions force paths (B5)", () => {
       expect(get_modinfo(parseKo(file).modinfo, "vermagic")).toBe(`${RELEASE[version]} SMP mod_unload modversions `);
       const strict = await boot({ version, kconfig: { MODVERSIONS: true } });
       let seq = strict.log.nextSeq;
-      const err = await refused(strict, file);
+      const err = await insmodError(strict, file);
       expect(err.errno).toBe(8);
       expect(strict.log.messages(seq)).toEqual([]);
       expect(strict.tainted()).toBe("Not tainted");
@@ -388,7 +381,7 @@ describe("modversions force paths (B5)", () => {
   it("built without modversions for a MODVERSIONS kernel: module_layout is forced first (F stays), then the vermagic refuses it", async () => {
     const k = await boot({ version: "5.0", kconfig: { MODVERSIONS: true, MODULE_FORCE_LOAD: true } });
     const seq = k.log.nextSeq;
-    const err = await refused(k, await ko("plain", source("plain", "GPL"), { kernel: "5.0" }));
+    const err = await insmodError(k, await ko("plain", source("plain", "GPL"), { kernel: "5.0" }));
     expect(err.errno).toBe(8);
     expect(k.log.messages(seq)).toEqual([
       "plain: module_layout: kernel tainted.",
@@ -408,7 +401,7 @@ describe("modversions force paths (B5)", () => {
     expect(mod.taints).toBe(O);
     k.rmmod("crcs");
     const seq2 = k.log.nextSeq;
-    const err = await refused(k, vermagic(base, "5.0.0 SMP preempt mod_unload modversions "));
+    const err = await insmodError(k, vermagic(base, "5.0.0 SMP preempt mod_unload modversions "));
     expect(err.errno).toBe(8);
     expect(k.log.messages(seq2)).toEqual(["crcs: version magic '5.0.0 SMP preempt mod_unload modversions ' should be '5.0.0 SMP mod_unload modversions '"]);
   });
@@ -418,7 +411,7 @@ describe("modversions force paths (B5)", () => {
       const file = await ko("ignver", source("ignver", "GPL"), { kernel: version, modversions: true });
       const strict = await boot({ version, kconfig: { MODVERSIONS: true } });
       let seq = strict.log.nextSeq;
-      const err = await refused(strict, file, 1);
+      const err = await insmodError(strict, file, { flags: 1 });
       expect(err.errno).toBe(8);
       expect(err.message).toBe(INVALID_FORMAT);
       expect(strict.log.messages(seq)).toEqual([]);
@@ -438,7 +431,7 @@ describe("modversions force paths (B5)", () => {
       for (const e of img.exports) e.crc = null;
     });
     const seq = k.log.nextSeq;
-    const err = await refused(k, file);
+    const err = await insmodError(k, file);
     expect(err.errno).toBe(8);
     expect(k.log.messages(seq)).toEqual(["nocrc: loading out-of-tree module taints kernel."]);
     expect(k.tainted()).toBe(taintedString("O"));

@@ -15,7 +15,7 @@ import { symversLine } from "../../core/module/ksymtab.ts";
 import type { Module } from "../../core/module/module.ts";
 import type { KernelVersion } from "../../core/version.ts";
 import { buildSource, ko, licensed } from "../helpers/build.ts";
-import { boot } from "../helpers/kernel.ts";
+import { boot, insmodError, rmmodError } from "../helpers/kernel.ts";
 
 const VERSIONS: KernelVersion[] = ["4.19", "4.20", "5.0"];
 const EPERM = 1;
@@ -57,23 +57,7 @@ function lsmodLine(k: Kernel, name: string, refcnt: number, holders = ""): strin
   return `${name.padEnd(19)} ${String(sizeOf(k, name)).padStart(8)}  ${refcnt}${holders ? " " + holders : ""}`;
 }
 
-/** What rmmod fails with (a KernelError), or null when it succeeded. */
-function rmmodError(k: Kernel, name: string, force = false): KernelError | null {
-  let e: unknown = null;
-  try {
-    k.rmmod(name, { force });
-  } catch (x) {
-    e = x;
-  }
-  if (e !== null) expect(e, `rmmod${force ? " -f" : ""} ${name}`).toBeInstanceOf(KernelError);
-  return e as KernelError | null;
-}
 
-async function insmodError(k: Kernel, bytes: Uint8Array): Promise<KernelError> {
-  const e = await k.insmod(bytes).then(() => null, (x: unknown) => x);
-  expect(e).toBeInstanceOf(KernelError);
-  return e as KernelError;
-}
 
 /** A's Module.symvers, as modpost writes it for an external module (4.19-5.3 layout). */
 async function symversOf(name: string, source: string, version: KernelVersion): Promise<string> {
