@@ -322,7 +322,7 @@ export class ModuleSubsystem {
 
   /** resolve_symbol_wait(): the symbol, or null when not found, or a negative errno. */
   #resolveSymbol(mod: Module, name: string): FoundSymbol | null | number {
-    const found = this.#findSymbol(name, !(mod.taints & (1 << TAINT_PROPRIETARY_MODULE)), mod, true);
+    const found = this.#findSymbol(name, gplok(mod), mod, true);
     if (!found) return null;
     if (!this.#checkVersion(mod, name, found.crc)) return -EINVAL;
     const err = this.#refModule(mod, found.owner);
@@ -363,20 +363,19 @@ export class ModuleSubsystem {
 
   async #link(mod: Module, cjs: string): Promise<void> {
     const k = this.#k;
-    const version = k.profile.version;
-    const resolved = (api: KApi) => api.symbols.every((s) => this.#symbolResolvedFor(mod, s, version));
+    const resolved = (api: KApi) => api.symbols.every((s) => this.#symbolResolvedFor(mod, s));
     const apis: KApi[] = [];
     const externs: string[] = [];
     for (const name of mod.image.imports) {
       const api = kernelApi(name);
       if (api) {
         if (resolved(api)) apis.push(api);
-      } else if (!(name in KERNEL_CONSTANTS) && mod.image.undefinedSymbols.some((u) => u.name === name) && this.#findSymbol(name, !(mod.taints & 1), mod)) {
+      } else if (!(name in KERNEL_CONSTANTS) && mod.image.undefinedSymbols.some((u) => u.name === name) && this.#findSymbol(name, gplok(mod), mod)) {
         externs.push(name);
       }
     }
     const table: ({ api: KApi } | { extern: string })[] = [...apis.map((api) => ({ api })), ...externs.map((extern) => ({ extern }))];
-    const data = ["iomem_resource"].filter((s) => mod.image.imports.includes(s) && this.#symbolResolvedFor(mod, s, version));
+    const data = ["iomem_resource"].filter((s) => mod.image.imports.includes(s) && this.#symbolResolvedFor(mod, s));
     const kcallGlobal = mod.builtin ? BUILTIN_KCALL_GLOBAL : IsolateRuntime.kcallGlobal;
     const shimSource = generateShim({
       apis: apis.map((api, i) => ({ index: i + 1, api })),
@@ -398,10 +397,9 @@ export class ModuleSubsystem {
   }
 
   /** The symbol resolved for this module (vmlinux or a module it links to). */
-  #symbolResolvedFor(mod: Module, sym: string, version: string): boolean {
-    void version;
+  #symbolResolvedFor(mod: Module, sym: string): boolean {
     if (!mod.image.undefinedSymbols.some((u) => u.name === sym)) return false;
-    return this.#findSymbol(sym, !(mod.taints & (1 << TAINT_PROPRIETARY_MODULE)), mod) !== null;
+    return this.#findSymbol(sym, gplok(mod), mod) !== null;
   }
 
   /** The kernel side of a module's shim: index 0 is data, then its functions, then externs. */
@@ -476,7 +474,7 @@ export class ModuleSubsystem {
 
   /** A call to a symbol another module exports (kemu/extern). */
   #callExtern(mod: Module, name: string, args: unknown[]): unknown {
-    const found = this.#findSymbol(name, !(mod.taints & 1), mod);
+    const found = this.#findSymbol(name, gplok(mod), mod);
     if (!found || !found.owner) throw new DriverFault("dead", `symbol ${name} is gone`);
     return this.#callExport(found.owner, name, args);
   }
@@ -809,6 +807,11 @@ export class ModuleSubsystem {
   static get apis(): readonly KApi[] {
     return KERNEL_APIS;
   }
+}
+
+/** A module may use GPL-only symbols while its own taint lacks P (decided anew each time). */
+function gplok(mod: Module): boolean {
+  return !(mod.taints & (1 << TAINT_PROPRIETARY_MODULE));
 }
 
 /** same_magic(): with CRCs the version part before the first space is not compared. */
