@@ -3,14 +3,15 @@
 // kemu/kernel is refused (-ENOEXEC) before any of it runs. The CommonJS form made on the way
 // is what the built-in runtime runs.
 
-import { transformSync } from "esbuild";
+import { transform } from "esbuild";
 
 export type CheckedCode = { cjs: string } | { error: string };
 
 /** Results for the last few distinct codes (a driver loaded again, tests, the bench). */
-const checked = new Map<string, CheckedCode>();
+const checked = new Map<string, Promise<CheckedCode>>();
 
-export function checkModuleCode(code: string): CheckedCode {
+/** Asynchronous, so the loader can set up the module's isolate meanwhile. */
+export function checkModuleCode(code: string): Promise<CheckedCode> {
   let r = checked.get(code);
   if (r === undefined) {
     r = check(code);
@@ -20,10 +21,10 @@ export function checkModuleCode(code: string): CheckedCode {
   return r;
 }
 
-function check(code: string): CheckedCode {
+async function check(code: string): Promise<CheckedCode> {
   let cjs: string;
   try {
-    cjs = transformSync(code, { format: "cjs", loader: "js", target: "es2022", logLevel: "silent" }).code;
+    cjs = (await transform(code, { format: "cjs", loader: "js", target: "es2022", logLevel: "silent" })).code;
   } catch (e) {
     const m = (e as { errors?: { text: string; location?: { line: number; column: number } | null }[] }).errors?.[0];
     if (!m) throw e;

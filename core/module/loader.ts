@@ -176,16 +176,15 @@ export class ModuleSubsystem {
     if (!err) err = this.#simplifySymbols(mod);
     if (err) return this.#unwind(mod, err);
 
-    // apply_relocations(): a broken object is found here; then link the code against a shim
-    // of what resolved.
-    const code = checkModuleCode(mod.image.code);
-    if ("error" in code) {
-      this.#pr(3, `kemu: ${mod.name}: module code ${code.error}`);
-      return this.#unwind(mod, -ENOEXEC);
-    }
+    // apply_relocations(): link the code against a shim of what resolved; a broken object is
+    // found here.
     try {
-      await this.#link(mod, code.cjs);
+      await this.#link(mod);
     } catch (e) {
+      if (e instanceof CodeError) {
+        this.#pr(3, `kemu: ${mod.name}: module code ${e.message}`);
+        return this.#unwind(mod, -ENOEXEC);
+      }
       if (e instanceof LinkError) {
         this.#pr(4, `${mod.name}: Unknown symbol ${e.missing} (err ${-ENOENT})`);
         return this.#unwind(mod, -ENOENT);
@@ -361,8 +360,10 @@ export class ModuleSubsystem {
 
   // ---- linking and running module code ---------------------------------------------------
 
-  async #link(mod: Module, cjs: string): Promise<void> {
+  async #link(mod: Module): Promise<void> {
     const k = this.#k;
+    // Checked while the module's isolate is being set up.
+    const checking = checkModuleCode(mod.image.code);
     const resolved = (api: KApi) => api.symbols.every((s) => this.#symbolResolvedFor(mod, s));
     const apis: KApi[] = [];
     const externs: string[] = [];
@@ -389,11 +390,13 @@ export class ModuleSubsystem {
     const now = () => Date.UTC(2019, 2, 3) + k.clock.now() / 1e6;
     const random = moduleRandom(k.config.seed, mod.name);
     const runtime: ModuleRuntime = mod.builtin
-      ? new BuiltinRuntime({ name: mod.name, shimSource, code: mod.image.code, cjs, kcall, now, random })
+      ? new BuiltinRuntime({ name: mod.name, shimSource, code: mod.image.code, kcall, now, random })
       : new IsolateRuntime({ name: mod.name, shimSource, code: mod.image.code, kcall, memoryLimitMiB: this.heapMiB, timeoutMs: this.timeoutMs, now, random });
     mod.runtime = runtime;
     mod.marshal = new Marshal(k, mod, (fn, args, name) => this.#callModule(mod, fn, args, "any", name));
-    await runtime.link();
+    const code = await checking;
+    if ("error" in code) throw new CodeError(code.error);
+    await runtime.link(code.cjs);
   }
 
   /** The symbol resolved for this module (vmlinux or a module it links to). */
@@ -808,6 +811,9 @@ export class ModuleSubsystem {
     return KERNEL_APIS;
   }
 }
+
+/** The module's code is not a module kemu can link (code.ts says why). */
+class CodeError extends Error {}
 
 /** A module may use GPL-only symbols while its own taint lacks P (decided anew each time). */
 function gplok(mod: Module): boolean {

@@ -41,8 +41,11 @@ export class LinkError extends Error {
 
 export interface ModuleRuntime {
   readonly kind: "isolated" | "built-in";
-  /** Link the code against its shim. No module code runs. Throws LinkError. */
-  link(): void | Promise<void>;
+  /**
+   * Link the code against its shim; `cjs` is the code's CommonJS form (code.ts). No module
+   * code runs. Throws LinkError.
+   */
+  link(cjs: string): void | Promise<void>;
   /** Run the top level (module_init()/EXPORT_SYMBOL() registrations). Throws DriverFault. */
   evaluate(): ModuleInfo;
   /** Call one of the module's functions by id with wire arguments. Throws DriverFault. */
