@@ -9,6 +9,7 @@
 import { runInThisContext } from "node:vm";
 import { checkModuleCode } from "./code.ts";
 import { codeImports } from "./ko.ts";
+import { KCALL_GLOBAL } from "./shim.ts";
 import { DriverFault, LinkError, type ModuleInfo, type ModuleRuntime, type RuntimeStats } from "./runtime.ts";
 
 export interface BuiltinOptions {
@@ -21,8 +22,6 @@ export interface BuiltinOptions {
   kcall: (index: number, args: unknown[]) => unknown;
 }
 
-/** The global the shim takes its call function from while it is instantiated. */
-export const BUILTIN_KCALL_GLOBAL = "__kemu_builtin_kcall";
 
 interface ShimExports {
   __kemu_dispatch(id: number, args: unknown[], ret: string): unknown;
@@ -97,7 +96,7 @@ export class BuiltinRuntime implements ModuleRuntime {
     const o = this.#o;
     const shim = await shimCjs(o.shimSource);
     const g = globalThis as Record<string, unknown>;
-    g[BUILTIN_KCALL_GLOBAL] = o.kcall;
+    g[KCALL_GLOBAL] = o.kcall;
     try {
       this.#shim = run(compile(shim, "kemu:///kemu/kernel.mjs"), null, this.#realm) as ShimExports;
       for (const name of codeImports(o.code)) {
@@ -108,7 +107,7 @@ export class BuiltinRuntime implements ModuleRuntime {
       if (e instanceof LinkError) throw e;
       throw new DriverFault("exception", `${(e as Error).name ?? "Error"}: ${(e as Error).message ?? String(e)}`, (e as Error).stack ?? "");
     } finally {
-      delete g[BUILTIN_KCALL_GLOBAL];
+      delete g[KCALL_GLOBAL];
     }
   }
 

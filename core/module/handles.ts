@@ -65,10 +65,6 @@ export class HandleTable {
     return e.obj as T;
   }
 
-  /** The entry behind `h` without checks (for diagnostics). */
-  peek(h: number): HandleEntry | undefined {
-    return this.#entries.get(h);
-  }
 
   /** The module is gone: drop all its handles. */
   dropOwner(owner: string): void {
@@ -76,11 +72,6 @@ export class HandleTable {
     this.#byObject.delete(owner);
   }
 
-  countFor(owner: string): number {
-    let n = 0;
-    for (const e of this.#entries.values()) if (e.owner === owner) n++;
-    return n;
-  }
 }
 
 function stale(e: HandleEntry): boolean {

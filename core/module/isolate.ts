@@ -6,6 +6,7 @@
 
 import ivm from "isolated-vm";
 import { DriverFault, LinkError, type ModuleInfo, type ModuleRuntime, type RuntimeStats } from "./runtime.ts";
+import { KCALL_GLOBAL } from "./shim.ts";
 
 export interface IsolateOptions {
   name: string;
@@ -20,7 +21,6 @@ export interface IsolateOptions {
   random: () => number;
 }
 
-const KCALL_GLOBAL = "__kemu_kcall";
 
 // Run before any module code: take away what a kernel module has no business using.
 // WebAssembly goes too: its memory lives outside the isolate's heap limit.
@@ -62,9 +62,6 @@ export class IsolateRuntime implements ModuleRuntime {
     g.setSync(KCALL_GLOBAL, new ivm.Callback((index: number, args: unknown[]) => o.kcall(index, args)));
   }
 
-  static get kcallGlobal(): string {
-    return KCALL_GLOBAL;
-  }
 
   link(): void {
     const o = this.#o;

@@ -18,7 +18,7 @@ import {
 } from "../taint.ts";
 import type { KApi } from "./api.ts";
 import { KERNEL_APIS, kernelApi } from "./apis/index.ts";
-import { BUILTIN_KCALL_GLOBAL, BuiltinRuntime } from "./builtin.ts";
+import { BuiltinRuntime } from "./builtin.ts";
 import { KERNEL_CONSTANTS } from "./constants.ts";
 import { HandleTable } from "./handles.ts";
 import { IsolateRuntime } from "./isolate.ts";
@@ -81,8 +81,8 @@ export class ModuleSubsystem {
   readonly #warnedOnce = new Set<string>();
   /** module_wq: loads waiting for another copy of their module to finish loading. */
   #moduleWq: (() => void)[] = [];
-  /** Symbols each module got with symbol_get(): module -> names. */
-  readonly #gotSymbols = new WeakMap<Module, Set<string>>();
+  /** What each module got with symbol_get(): name -> owner (null for vmlinux). */
+  readonly #gotSymbols = new WeakMap<Module, Map<string, Module | null>>();
 
   constructor(k: Kernel) {
     this.#k = k;
@@ -144,7 +144,6 @@ export class ModuleSubsystem {
       return -EPERM;
     }
     const mod = new Module(image, this.#nextBase, opts.builtin === true);
-    mod.sigOk = sigOk;
     // MODULE_INIT_IGNORE_MODVERSIONS: pretend there is no __versions section.
     mod.versions = flags & MODULE_INIT_IGNORE_MODVERSIONS ? null : image.versions;
 
@@ -165,7 +164,7 @@ export class ModuleSubsystem {
     this.list.unshift(mod);
     this.#nextBase += BigInt(mod.size + 4096);
 
-    if (this.kconfig.MODULE_SIG && !mod.sigOk) {
+    if (this.kconfig.MODULE_SIG && !sigOk) {
       this.#once("module_sig", () => this.#pr(5, `${mod.name}: module verification failed: signature and/or required key missing - tainting kernel`));
       this.#taintModule(mod, TAINT_UNSIGNED_MODULE, "LOCKDEP_STILL_OK");
     }
@@ -296,10 +295,8 @@ export class ModuleSubsystem {
     if (ksym && cls && check(cls)) return { owner: null, cls, crc: this.kconfig.MODVERSIONS ? symbolCrc(ksym, version) : null };
     for (const m of this.list) {
       if (m.state === "UNFORMED" || m === exclude) continue;
-      for (const order of ["EXPORT_SYMBOL", "EXPORT_SYMBOL_GPL", "EXPORT_SYMBOL_GPL_FUTURE"] as const) {
-        const e = m.exports.find((x) => x.name === name && x.class === order);
-        if (e && check(e.class)) return { owner: m, cls: e.class, crc: e.crc };
-      }
+      const e = m.exports.find((x) => x.name === name);
+      if (e && check(e.class)) return { owner: m, cls: e.class, crc: e.crc };
     }
     return null;
   }
@@ -338,7 +335,10 @@ export class ModuleSubsystem {
     let ret = 0;
     for (const u of mod.image.undefinedSymbols) {
       const r = this.#resolveSymbol(mod, u.name);
-      if (r && typeof r === "object") continue;
+      if (r && typeof r === "object") {
+        mod.symbols.set(u.name, r.owner);
+        continue;
+      }
       if (r === null && u.weak) continue;
       const err = typeof r === "number" ? r : -ENOENT;
       this.#pr(4, `${mod.name}: Unknown symbol ${u.name} (err ${err})`);
@@ -364,26 +364,26 @@ export class ModuleSubsystem {
     const k = this.#k;
     // Checked while the module's isolate is being set up.
     const checking = checkModuleCode(mod.image.code);
-    const resolved = (api: KApi) => api.symbols.every((s) => this.#symbolResolvedFor(mod, s));
+    // What simplify_symbols() resolved, bound once: a function is offered when all the
+    // symbols it needs resolved; another module's export is called in the module that owns it.
     const apis: KApi[] = [];
-    const externs: string[] = [];
+    const externs: { name: string; owner: Module }[] = [];
     for (const name of mod.image.imports) {
       const api = kernelApi(name);
       if (api) {
-        if (resolved(api)) apis.push(api);
-      } else if (!(name in KERNEL_CONSTANTS) && mod.image.undefinedSymbols.some((u) => u.name === name) && this.#findSymbol(name, gplok(mod), mod)) {
-        externs.push(name);
+        if (api.symbols.every((s) => mod.symbols.has(s))) apis.push(api);
+      } else {
+        const owner = mod.symbols.get(name);
+        if (owner) externs.push({ name, owner });
       }
     }
-    const table: ({ api: KApi } | { extern: string })[] = [...apis.map((api) => ({ api })), ...externs.map((extern) => ({ extern }))];
-    const data = ["iomem_resource"].filter((s) => mod.image.imports.includes(s) && this.#symbolResolvedFor(mod, s));
-    const kcallGlobal = mod.builtin ? BUILTIN_KCALL_GLOBAL : IsolateRuntime.kcallGlobal;
+    const table: CallTable = [...apis.map((api) => ({ api })), ...externs];
+    const data = ["iomem_resource"].filter((s) => mod.image.imports.includes(s) && mod.symbols.has(s));
     const shimSource = generateShim({
       apis: apis.map((api, i) => ({ index: i + 1, api })),
-      externs: externs.map((name, i) => ({ index: apis.length + 1 + i, name })),
+      externs: externs.map(({ name }, i) => ({ index: apis.length + 1 + i, name })),
       data,
       constants: KERNEL_CONSTANTS,
-      kcallGlobal,
     });
     const kcall = (index: number, args: unknown[]) => this.#kcall(mod, table, data, index, args);
     // The module's Date follows the virtual clock from the day 5.0 was released.
@@ -399,14 +399,8 @@ export class ModuleSubsystem {
     await runtime.link(code.cjs);
   }
 
-  /** The symbol resolved for this module (vmlinux or a module it links to). */
-  #symbolResolvedFor(mod: Module, sym: string): boolean {
-    if (!mod.image.undefinedSymbols.some((u) => u.name === sym)) return false;
-    return this.#findSymbol(sym, gplok(mod), mod) !== null;
-  }
-
   /** The kernel side of a module's shim: index 0 is data, then its functions, then externs. */
-  #kcall(mod: Module, table: ({ api: KApi } | { extern: string })[], data: string[], index: number, args: unknown[]): unknown {
+  #kcall(mod: Module, table: CallTable, data: string[], index: number, args: unknown[]): unknown {
     const k = this.#k;
     const marshal = mod.marshal!;
     if (mod.dead) throw new DriverFault("dead", `${mod.name} is dead`);
@@ -418,7 +412,7 @@ export class ModuleSubsystem {
     if (index === CALL_SYMBOL) return this.#callGotSymbol(mod, args[0] as string, args[1] as unknown[]);
     const entry = table[index - 1];
     if (!entry) throw new Error(`bad kernel call index ${index}`);
-    if ("extern" in entry) return this.#callExtern(mod, entry.extern, args);
+    if ("owner" in entry) return this.#callExport(entry.owner, entry.name, args);
     return this.#callApi(mod, entry.api, args);
   }
 
@@ -426,10 +420,10 @@ export class ModuleSubsystem {
   #callApi(mod: Module, api: KApi, args: unknown[]): unknown {
     const k = this.#k;
     const marshal = mod.marshal!;
-    const ret = kind(api.ret);
+    const { params, ret } = kindsOf(api);
     let converted: unknown[];
     try {
-      converted = args.map((a, i) => marshal.in(kind(i < api.params.length && api.params[i] !== "...any" ? api.params[i]! : "any"), a));
+      converted = args.map((a, i) => marshal.in(params[i] ?? ANY, a));
     } catch (e) {
       if (!(e instanceof ArgError)) throw e;
       this.#pr(3, `kemu: ${mod.name}: ${api.name}(): ${e.message}; call refused`);
@@ -475,13 +469,7 @@ export class ModuleSubsystem {
     }
   }
 
-  /** A call to a symbol another module exports (kemu/extern). */
-  #callExtern(mod: Module, name: string, args: unknown[]): unknown {
-    const found = this.#findSymbol(name, gplok(mod), mod);
-    if (!found || !found.owner) throw new DriverFault("dead", `symbol ${name} is gone`);
-    return this.#callExport(found.owner, name, args);
-  }
-
+  /** A call to a function another module exports; -EFAULT when that module fails in it. */
   #callExport(owner: Module, name: string, args: unknown[]): unknown {
     const fn = owner.exportFns?.[name];
     if (!fn) throw new DriverFault("dead", `${owner.name} does not export ${name}`);
@@ -495,10 +483,10 @@ export class ModuleSubsystem {
 
   /** A call through what symbol_get() returned: the owner's export, or vmlinux's function. */
   #callGotSymbol(mod: Module, name: string, args: unknown[]): unknown {
-    if (!this.#gotSymbols.get(mod)?.has(name)) throw new DriverFault("dead", `${name} was not taken with symbol_get()`);
-    const found = this.#findSymbol(name, true, mod);
-    if (!found) throw new DriverFault("dead", `symbol ${name} is gone`);
-    if (found.owner) return this.#callExport(found.owner, name, args);
+    const got = this.#gotSymbols.get(mod);
+    if (!got?.has(name)) throw new DriverFault("dead", `${name} was not taken with symbol_get()`);
+    const owner = got.get(name)!;
+    if (owner) return this.#callExport(owner, name, args);
     // The arguments come untyped: kernel objects as {handle}, which the function's kinds read.
     const plain = args.map((a) => (a && typeof a === "object" && typeof (a as { handle?: unknown }).handle === "number" ? (a as { handle: number }).handle : a));
     return this.#callApi(mod, kernelApi(name)!, plain);
@@ -622,7 +610,6 @@ export class ModuleSubsystem {
     const h = mod.holdings;
     for (const drv of [...h.drivers]) {
       if (!dead) this.#pr(3, `kemu: ${mod.name}: platform driver '${drv.name}' still registered at unload; unregistering it`);
-      if (dead) drv.remove = null;
       k.platform.platform_driver_unregister(drv);
       h.drivers.delete(drv);
     }
@@ -649,7 +636,6 @@ export class ModuleSubsystem {
   #fault(mod: Module, f: DriverFault): void {
     if (mod.dead) return;
     mod.dead = true;
-    mod.deathReason = f.kind === "dead" ? "dead" : f.message;
     if (f.kind === "dead" || mod.kernelFault) return;
     this.#report(mod, f);
   }
@@ -661,8 +647,9 @@ export class ModuleSubsystem {
    */
   #report(mod: Module, f: DriverFault): void {
     const k = this.#k;
-    const frames = driverFrames(f.driverStack, mod.name);
-    const rip = frames[0]?.name ?? mod.callees.at(-1) ?? `[${mod.name}]`;
+    const frames = driverFrames(f.driverStack);
+    const sym = (fr: { fn: string }) => `${fr.fn} [${mod.name}]`;
+    const rip = frames[0] ? sym(frames[0]) : (mod.callees.at(-1) ?? `[${mod.name}]`);
     const header: string[] = [];
     if (f.kind === "timeout") {
       // The soft-lockup watchdog fires after 2 x watchdog_thresh (10 s).
@@ -675,9 +662,9 @@ export class ModuleSubsystem {
       header.push(`kemu: ${mod.name}: killed: ${f.message}`);
     } else {
       header.push(`kemu: ${mod.name}: ${f.message}`);
-      for (const fr of frames.slice(0, 5)) header.push(`  at ${fr.name.replace(/ \[.*$/, "")} (${fr.where})`);
+      for (const fr of frames.slice(0, 5)) header.push(`  at ${fr.fn} (${fr.where})`);
     }
-    const trace = frames.slice(1).map((fr) => fr.name);
+    const trace = frames.slice(1).map(sym);
     try {
       k.bugs.oops(header, "Oops: 0000", { file: `drivers/${mod.name}.mjs`, func: rip }, 1, trace);
     } catch (e) {
@@ -743,8 +730,8 @@ export class ModuleSubsystem {
     if (!found.owner && kernelApi(name) === undefined) return null;
     if (found.owner && (found.owner.state === "COMING" || !this.try_module_get(found.owner))) return null;
     let got = this.#gotSymbols.get(caller);
-    if (!got) this.#gotSymbols.set(caller, (got = new Set()));
-    got.add(name);
+    if (!got) this.#gotSymbols.set(caller, (got = new Map()));
+    got.set(name, found.owner);
     return name;
   }
 
@@ -812,6 +799,19 @@ export class ModuleSubsystem {
   }
 }
 
+const ANY = kind("any");
+const apiKinds = new WeakMap<KApi, { params: Kind[]; ret: Kind }>();
+
+/** The kinds of a function's parameters (variadic ones read as "any") and result. */
+function kindsOf(api: KApi): { params: Kind[]; ret: Kind } {
+  let k = apiKinds.get(api);
+  if (!k) apiKinds.set(api, (k = { params: api.params.filter((p) => p !== "...any").map(kind), ret: kind(api.ret) }));
+  return k;
+}
+
+/** A module's call table: index i + 1 is entry i, a kernel function or another module's export. */
+type CallTable = ({ api: KApi } | { name: string; owner: Module })[];
+
 /** The module's code is not a module kemu can link (code.ts says why). */
 class CodeError extends Error {}
 
@@ -857,13 +857,13 @@ function errorValue(ret: Kind): unknown {
   }
 }
 
-/** The module's own frames in a V8 stack, innermost first: "name [module]" and "file:line:col". */
-function driverFrames(stack: string, mod: string): { name: string; where: string }[] {
-  const out: { name: string; where: string }[] = [];
+/** The module's own frames in a V8 stack, innermost first: function and "file:line:col". */
+function driverFrames(stack: string): { fn: string; where: string }[] {
+  const out: { fn: string; where: string }[] = [];
   for (const line of stack.split("\n")) {
     const m = /^\s*at (?:async )?([^\s(]+) \((?:file|kemu):\/\/\/(drivers\/[^)]+)\)/.exec(line);
     // V8 names an object's method after its receiver ("Object.probe"); the kernel would not.
-    if (m) out.push({ name: `${m[1]!.replace(/^Object\./, "")} [${mod}]`, where: m[2]! });
+    if (m) out.push({ fn: m[1]!.replace(/^Object\./, ""), where: m[2]! });
   }
   return out;
 }

@@ -187,10 +187,6 @@ export class Marshal {
     return entry.obj;
   }
 
-  /** The kernel's twin of a module-owned struct, if the module has passed it in before. */
-  twinOf(id: number): object | undefined {
-    return this.#structs.get(id)?.obj;
-  }
 
   /** A module function arrives as [id, name]: the name is what %pf prints for it. */
   #fnIn(kd: Extract<Kind, { t: "fn" }>, v: unknown): Function | null {

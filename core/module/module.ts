@@ -42,12 +42,13 @@ export class Module {
   readonly sourceList: Module[] = [];
   /** Modules this one uses: mod->target_list. */
   readonly targetList: Module[] = [];
+  /** What simplify_symbols() resolved: symbol -> owning module, null for vmlinux. */
+  readonly symbols = new Map<string, Module | null>();
   readonly image: KoImage;
   /** info->name: the .modinfo name, else struct module's; what the CRC checks print. */
   readonly infoName: string;
   /** The __versions the loader checks: none when MODULE_INIT_IGNORE_MODVERSIONS was given. */
   versions: KoImage["versions"] = null;
-  sigOk = false;
   /** The module has an init / an exit function (known once its code has been evaluated). */
   hasInit = false;
   hasExit = false;
@@ -59,8 +60,6 @@ export class Module {
   marshal: Marshal | null = null;
   /** The module failed (exception, time-out, heap) and was contained. */
   dead = false;
-  /** Why it died, for /proc/kemu/modules. */
-  deathReason = "";
   /** Loaded in the host (built-in, =y) rather than isolated (=m). */
   readonly builtin: boolean;
   readonly holdings: ModuleHoldings = { kbufs: new Set(), regions: new Set(), drivers: new Set(), pdevs: new Set(), hmmDevices: new Set() };

@@ -16,13 +16,14 @@ export interface ShimSpec {
   data: string[];
   /** Constants: name -> value (numbers or strings). */
   constants: Record<string, number | string>;
-  /** Where the kernel's call function is found at evaluation (deleted right after). */
-  kcallGlobal: string;
 }
 
 /** Call index of the data call (THIS_MODULE, exported data), and of calls through what
  *  symbol_get() returned. The module's functions are 1 and up. */
 export const CALL_DATA = 0;
+/** The global where the shim finds the kernel's call function while it is evaluated; it
+ *  deletes it at once, so the module's code never sees it. */
+export const KCALL_GLOBAL = "__kemu_kcall";
 export const CALL_SYMBOL = -2;
 
 /** Names a shim always exports: macros and header inlines implemented in the module itself. */
@@ -154,8 +155,8 @@ export function PTR_ERR_OR_ZERO(p) { return IS_ERR(p) ? p : 0; }
 /** The shim's ES module source for one module. */
 export function generateShim(spec: ShimSpec): string {
   const lines: string[] = [];
-  lines.push(`const __k_kcall = globalThis[${JSON.stringify(spec.kcallGlobal)}];`);
-  lines.push(`delete globalThis[${JSON.stringify(spec.kcallGlobal)}];`);
+  lines.push(`const __k_kcall = globalThis[${JSON.stringify(KCALL_GLOBAL)}];`);
+  lines.push(`delete globalThis[${JSON.stringify(KCALL_GLOBAL)}];`);
   lines.push(`const __k_SCHEMAS = ${JSON.stringify(STRUCT_FIELDS)};`);
   lines.push(RUNTIME);
   for (const [name, value] of Object.entries(spec.constants)) lines.push(`export const ${name} = ${JSON.stringify(value)};`);
