@@ -86,3 +86,6 @@ export const STRUCT_FIELDS: Record<string, Record<string, string>> = {
     driver: "any",
   },
 };
+
+/** Fields the kernel cannot do without when a module passes the struct in. */
+export const STRUCT_REQUIRED: Readonly<Record<string, readonly string[]>> = { resource: ["start", "end"] };

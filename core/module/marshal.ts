@@ -8,7 +8,7 @@ import { parseKind, STRUCT_FIELDS, type Kind, type StructWire } from "./abi.ts";
 import { HandleError } from "./handles.ts";
 import type { Module } from "./module.ts";
 import { DriverFault } from "./runtime.ts";
-import { OBJECT_FIELDS, STRUCT_TWINS } from "./twins.ts";
+import { objectFields, STRUCT_TWINS } from "./twins.ts";
 
 export class ArgError extends Error {
   constructor(message: string) {
@@ -131,8 +131,7 @@ export class Marshal {
 
   #objOut(type: string, obj: object): unknown {
     const handle = this.#k.modules.handles.handleFor(this.#mod.name, obj, type);
-    const describe = OBJECT_FIELDS[type];
-    const fields = describe ? describe(obj, this.#ctx) : {};
+    const fields = objectFields(type, obj);
     for (const [name, value] of Object.entries(fields)) {
       if (value && typeof value === "object" && "__kemu_object" in value) {
         const n = value as NestedObject;

@@ -21,18 +21,38 @@ export interface ShimSpec {
 /** Call index of the data call (THIS_MODULE, exported data), and of calls through what
  *  symbol_get() returned. The module's functions are 1 and up. */
 export const CALL_DATA = 0;
+export const CALL_SYMBOL = -2;
+
 /** The global where the shim finds the kernel's call function while it is evaluated; it
  *  deletes it at once, so the module's code never sees it. */
 export const KCALL_GLOBAL = "__kemu_kcall";
-export const CALL_SYMBOL = -2;
 
-/** Names a shim always exports: macros and header inlines implemented in the module itself. */
-export const SHIM_MACROS = [
-  "MODULE_LICENSE", "MODULE_AUTHOR", "MODULE_DESCRIPTION", "MODULE_VERSION", "MODULE_ALIAS", "MODULE_INFO",
-  "MODULE_SOFTDEP", "MODULE_FIRMWARE", "MODULE_PARM_DESC", "module_init", "module_exit", "EXPORT_SYMBOL",
-  "EXPORT_SYMBOL_GPL", "EXPORT_SYMBOL_GPL_FUTURE", "IS_ERR", "PTR_ERR", "ERR_PTR", "IS_ERR_OR_NULL", "PTR_ERR_OR_ZERO",
-  "THIS_MODULE",
-] as const;
+/**
+ * What a shim always exports, implemented in the module itself (macros and header inlines),
+ * with the declaration the SDK gives it.
+ */
+export const SHIM_MACROS: Readonly<Record<string, string>> = {
+  MODULE_LICENSE: "function MODULE_LICENSE(license: string): void",
+  MODULE_AUTHOR: "function MODULE_AUTHOR(value: string): void",
+  MODULE_DESCRIPTION: "function MODULE_DESCRIPTION(value: string): void",
+  MODULE_VERSION: "function MODULE_VERSION(value: string): void",
+  MODULE_ALIAS: "function MODULE_ALIAS(value: string): void",
+  MODULE_SOFTDEP: "function MODULE_SOFTDEP(value: string): void",
+  MODULE_FIRMWARE: "function MODULE_FIRMWARE(value: string): void",
+  MODULE_INFO: "function MODULE_INFO(tag: string, info: string): void",
+  MODULE_PARM_DESC: "function MODULE_PARM_DESC(parm: string, desc: string): void",
+  module_init: "function module_init(init: () => number | void): void",
+  module_exit: "function module_exit(exit: () => void): void",
+  EXPORT_SYMBOL: "function EXPORT_SYMBOL(fn: (...args: any[]) => unknown): void",
+  EXPORT_SYMBOL_GPL: "function EXPORT_SYMBOL_GPL(fn: (...args: any[]) => unknown): void",
+  EXPORT_SYMBOL_GPL_FUTURE: "function EXPORT_SYMBOL_GPL_FUTURE(fn: (...args: any[]) => unknown): void",
+  IS_ERR: "function IS_ERR(p: unknown): p is ERR_PTR",
+  IS_ERR_OR_NULL: "function IS_ERR_OR_NULL(p: unknown): boolean",
+  PTR_ERR: "function PTR_ERR(p: ERR_PTR): number",
+  ERR_PTR: "function ERR_PTR(err: number): ERR_PTR",
+  PTR_ERR_OR_ZERO: "function PTR_ERR_OR_ZERO(p: unknown): number",
+  THIS_MODULE: "const THIS_MODULE: module",
+};
 
 const RUNTIME = String.raw`
 const __k_structIds = new WeakMap(), __k_structs = new Map();

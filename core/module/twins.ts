@@ -8,11 +8,8 @@ import { Completion } from "../kernel/sched.ts";
 import { DevPagemap } from "../mm/memremap.ts";
 import { PercpuRef } from "../mm/percpu-refcount.ts";
 import { Resource } from "../mm/resource.ts";
-import type { PlatformDevice } from "../base/platform.ts";
 import type { DeviceDriver } from "../base/device.ts";
-import type { KBuf } from "../mm/slab.ts";
-import type { HmmDevice, HmmDevmem } from "../mm/hmm-devmem.ts";
-import type { Module } from "./module.ts";
+import type { HmmDevmem } from "../mm/hmm-devmem.ts";
 
 export interface StructTwin {
   create(c: CallCtx): object;
@@ -102,18 +99,27 @@ function num(v: unknown): number {
   return typeof v === "number" && Number.isFinite(v) ? v : 0;
 }
 
-/** The fields of each kernel object type that travel with its handle. */
-export const OBJECT_FIELDS: Record<string, (obj: any, c: CallCtx) => Record<string, unknown | NestedObject>> = {
-  device: () => ({}),
-  resource: (r: Resource) => ({ start: r.start, end: r.end, name: r.name, flags: r.flags, desc: r.desc }),
-  kbuf: (b: KBuf) => ({ size: b.size }),
-  platform_device: (p: PlatformDevice) => ({ name: p.name, id: p.id, dev: nested("device", p.dev) }),
-  hmm_device: (h: HmmDevice) => ({ device: nested("device", h.device) }),
-  hmm_devmem: (d: HmmDevmem) => ({
-    pfn_first: d.pfn_first,
-    pfn_last: d.pfn_last,
-    resource: d.resource ? nested("resource", d.resource) : null,
-    device: nested("device", d.device),
-  }),
-  module: (m: Module) => ({ name: m.name }),
+/**
+ * Kernel objects a module holds by handle, and the fields it may read, with their types as
+ * the SDK declares them. A field whose type is another object type travels as that object.
+ */
+export const OBJECT_TYPES: Readonly<Record<string, Readonly<Record<string, string>>>> = {
+  device: {},
+  resource: { start: "number", end: "number", name: "string | null", flags: "number", desc: "number" },
+  kbuf: { size: "number" },
+  platform_device: { name: "string", id: "number", dev: "device" },
+  hmm_device: { device: "device" },
+  hmm_devmem: { pfn_first: "number", pfn_last: "number", resource: "resource | null", device: "device" },
+  module: { name: "string" },
 };
+
+/** The fields of `obj` (a kernel object of `type`) that travel with its handle. */
+export function objectFields(type: string, obj: object): Record<string, unknown | NestedObject> {
+  const out: Record<string, unknown | NestedObject> = {};
+  for (const [name, ts] of Object.entries(OBJECT_TYPES[type] ?? {})) {
+    const v = (obj as Record<string, unknown>)[name];
+    const objType = ts.replace(" | null", "");
+    out[name] = objType in OBJECT_TYPES && v ? nested(objType, v as object) : (v ?? null);
+  }
+  return out;
+}

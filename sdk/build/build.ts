@@ -56,7 +56,7 @@ export class BuildError extends Error {
   }
 }
 
-const KERNEL_NAMES = new Set<string>([...KERNEL_APIS.map((a) => a.name), ...Object.keys(KERNEL_CONSTANTS), ...SHIM_MACROS, "iomem_resource"]);
+const KERNEL_NAMES = new Set<string>([...KERNEL_APIS.map((a) => a.name), ...Object.keys(KERNEL_CONSTANTS), ...Object.keys(SHIM_MACROS), "iomem_resource"]);
 
 /** One Module.symvers line: crc, symbol, module, export type (4.19-5.3 layout). */
 interface SymversEntry {

@@ -3,30 +3,15 @@
 // symbols it needs; the constants with their values; the macros. `npm run gen` rewrites
 // sdk/types/kemu-kernel.d.ts and a test fails when the file is stale.
 
-import { parseKind, STRUCT_FIELDS, type Kind } from "../../core/module/abi.ts";
+import { parseKind, STRUCT_FIELDS, STRUCT_REQUIRED, type Kind } from "../../core/module/abi.ts";
 import type { KApi } from "../../core/module/api.ts";
 import { KERNEL_APIS } from "../../core/module/apis/index.ts";
 import { KERNEL_CONSTANTS } from "../../core/module/constants.ts";
+import { SHIM_MACROS } from "../../core/module/shim.ts";
+import { OBJECT_TYPES } from "../../core/module/twins.ts";
 import { kernelSymbol } from "../../core/module/ksymtab.ts";
 import { KERNEL_VERSIONS } from "../../core/version.ts";
 
-/** The fields of kernel objects a module can read (OBJECT_FIELDS in core/module/twins.ts). */
-const OBJECT_TYPES: Record<string, string> = {
-  device: "",
-  resource: "readonly start: number; readonly end: number; readonly name: string | null; readonly flags: number; readonly desc: number;",
-  kbuf: "readonly size: number;",
-  platform_device: "readonly name: string; readonly id: number; readonly dev: device;",
-  hmm_device: "readonly device: device;",
-  hmm_devmem: "readonly pfn_first: number; readonly pfn_last: number; readonly resource: resource | null; readonly device: device;",
-  module: "readonly name: string;",
-};
-
-/** Structs a module owns and passes in (STRUCT_FIELDS in core/module/abi.ts). */
-const STRUCT_TYPES: Record<string, string> = {
-  percpu_ref: "",
-  completion: "",
-  resource_struct: "start: number; end: number; name?: string; flags?: number; desc?: number;",
-};
 
 /** "param": what a module passes; "ret": what a call returns; "cb": what a callback receives. */
 function tsType(k: Kind, where: "param" | "ret" | "cb"): string {
@@ -64,7 +49,7 @@ function tsType(k: Kind, where: "param" | "ret" | "cb"): string {
 
 function structFields(type: string): string {
   return Object.entries(STRUCT_FIELDS[type] ?? {})
-    .map(([f, spec]) => `${f}?: ${tsType(parseKind(spec), "param")};`)
+    .map(([f, spec]) => `${f}${STRUCT_REQUIRED[type]?.includes(f) ? "" : "?"}: ${tsType(parseKind(spec), "param")};`)
     .join(" ");
 }
 
@@ -88,32 +73,19 @@ export function generateKernelDts(): string {
   out.push("  /** A pointer-returning call's error: a negative errno (test with IS_ERR, read with PTR_ERR). */");
   out.push("  export type ERR_PTR = number;");
   for (const [t, fields] of Object.entries(OBJECT_TYPES)) {
+    const decl = Object.entries(fields).map(([f, ts]) => `readonly ${f}: ${ts}; `).join("");
     out.push(`  /** struct ${t}: a kernel object, held through its handle. */`);
-    out.push(`  export interface ${t} { readonly handle: number; ${fields} }`);
+    out.push(`  export interface ${t} { readonly handle: number; ${decl}}`);
   }
-  for (const [t, fields] of Object.entries(STRUCT_TYPES)) out.push(`  /** struct ${t.replace("_struct", "")}: owned by the module. */\n  export interface ${t} { ${fields} }`);
-  for (const t of ["dev_pagemap", "hmm_devmem_ops", "platform_driver"]) {
+  for (const t of Object.keys(STRUCT_FIELDS)) {
+    // struct resource is also a kernel object: the one a module fills in has its own name.
+    const name = t === "resource" ? "resource_struct" : t;
     out.push(`  /** struct ${t}: owned by the module, read by the kernel when passed. */`);
-    out.push(`  export interface ${t} { ${structFields(t)} }`);
+    out.push(`  export interface ${name} { ${structFields(t)} }`);
   }
   out.push("");
   out.push("  // Macros and inlines implemented in the module itself.");
-  out.push("  export function MODULE_LICENSE(license: string): void;");
-  for (const m of ["MODULE_AUTHOR", "MODULE_DESCRIPTION", "MODULE_VERSION", "MODULE_ALIAS", "MODULE_SOFTDEP", "MODULE_FIRMWARE"]) {
-    out.push(`  export function ${m}(value: string): void;`);
-  }
-  out.push("  export function MODULE_INFO(tag: string, info: string): void;");
-  out.push("  export function MODULE_PARM_DESC(parm: string, desc: string): void;");
-  out.push("  export function module_init(init: () => number | void): void;");
-  out.push("  export function module_exit(exit: () => void): void;");
-  for (const m of ["EXPORT_SYMBOL", "EXPORT_SYMBOL_GPL", "EXPORT_SYMBOL_GPL_FUTURE"]) out.push(`  export function ${m}(fn: (...args: any[]) => unknown): void;`);
-  out.push("  export function IS_ERR(p: unknown): p is ERR_PTR;");
-  out.push("  export function IS_ERR_OR_NULL(p: unknown): boolean;");
-  out.push("  export function PTR_ERR(p: ERR_PTR): number;");
-  out.push("  export function ERR_PTR(err: number): ERR_PTR;");
-  out.push("  export function PTR_ERR_OR_ZERO(p: unknown): number;");
-  out.push("  /** This module. */");
-  out.push("  export const THIS_MODULE: module;");
+  for (const decl of Object.values(SHIM_MACROS)) out.push(`  export ${decl};`);
   out.push("  /** The root of the iomem resource tree (EXPORT_SYMBOL in every version). */");
   out.push("  export const iomem_resource: resource;");
   out.push("");

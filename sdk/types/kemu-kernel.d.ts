@@ -5,7 +5,7 @@ declare module "kemu/kernel" {
   /** A pointer-returning call's error: a negative errno (test with IS_ERR, read with PTR_ERR). */
   export type ERR_PTR = number;
   /** struct device: a kernel object, held through its handle. */
-  export interface device { readonly handle: number;  }
+  export interface device { readonly handle: number; }
   /** struct resource: a kernel object, held through its handle. */
   export interface resource { readonly handle: number; readonly start: number; readonly end: number; readonly name: string | null; readonly flags: number; readonly desc: number; }
   /** struct kbuf: a kernel object, held through its handle. */
@@ -18,11 +18,11 @@ declare module "kemu/kernel" {
   export interface hmm_devmem { readonly handle: number; readonly pfn_first: number; readonly pfn_last: number; readonly resource: resource | null; readonly device: device; }
   /** struct module: a kernel object, held through its handle. */
   export interface module { readonly handle: number; readonly name: string; }
-  /** struct percpu_ref: owned by the module. */
+  /** struct percpu_ref: owned by the module, read by the kernel when passed. */
   export interface percpu_ref {  }
-  /** struct completion: owned by the module. */
+  /** struct completion: owned by the module, read by the kernel when passed. */
   export interface completion {  }
-  /** struct resource: owned by the module. */
+  /** struct resource: owned by the module, read by the kernel when passed. */
   export interface resource_struct { start: number; end: number; name?: string; flags?: number; desc?: number; }
   /** struct dev_pagemap: owned by the module, read by the kernel when passed. */
   export interface dev_pagemap { type?: number; res?: unknown; ref?: percpu_ref | null; page_fault?: (arg0: unknown, arg1: number, arg2: page, arg3: number, arg4: unknown) => number | void; page_free?: (arg0: page, arg1: unknown) => void; kill?: (arg0: percpu_ref) => void; data?: unknown; altmap?: unknown; altmap_valid?: boolean; }
@@ -51,7 +51,6 @@ declare module "kemu/kernel" {
   export function PTR_ERR(p: ERR_PTR): number;
   export function ERR_PTR(err: number): ERR_PTR;
   export function PTR_ERR_OR_ZERO(p: unknown): number;
-  /** This module. */
   export const THIS_MODULE: module;
   /** The root of the iomem resource tree (EXPORT_SYMBOL in every version). */
   export const iomem_resource: resource;
