@@ -72,3 +72,10 @@ export async function runFigures(figures: readonly Figure<any>[], progress: (don
   }
   return results;
 }
+
+/** A full collection, so heap and RSS figures are settled; bench runs with --expose-gc. */
+export function gc(): void {
+  const g = (globalThis as { gc?: () => void }).gc;
+  if (!g) throw new Error("kemu bench needs --expose-gc (run it as `npx kemu bench` or `npm run bench`)");
+  g();
+}

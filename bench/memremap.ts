@@ -6,7 +6,7 @@ import { Device, DeviceDriver, BusType } from "../core/base/device.ts";
 import { Kernel } from "../core/kernel.ts";
 import { DevPagemap, MEMORY_DEVICE_FS_DAX } from "../core/mm/memremap.ts";
 import { Resource } from "../core/mm/resource.ts";
-import type { Figure } from "./figure.ts";
+import { gc, type Figure } from "./figure.ts";
 
 const TiB = 2 ** 40;
 const PMEM_START = 2 ** 32;
@@ -18,7 +18,7 @@ interface Ctx {
 }
 
 /** Bind a device whose probe maps the whole terabyte the way a 5.0 fsdax owner does. */
-function mapTerabyte(ctx: Ctx): { dev: Device; ms: number } {
+function mapTerabyte(ctx: Ctx): { dev: Device; drv: DeviceDriver; ms: number } {
   const { k, bus } = ctx;
   const name = `pmem${ctx.n++}`;
   let ms = 0;
@@ -41,12 +41,12 @@ function mapTerabyte(ctx: Ctx): { dev: Device; ms: number } {
   k.base.driver_register(drv, bus);
   const dev = new Device(name);
   k.base.device_register(dev, bus);
-  return { dev, ms };
+  return { dev, drv, ms };
 }
 
-function unmap(ctx: Ctx, dev: Device): void {
+function unmap(ctx: Ctx, { dev, drv }: { dev: Device; drv: DeviceDriver }): void {
   ctx.k.base.device_unregister(dev);
-  ctx.k.base.driver_unregister(dev.bus!.drivers.find((d) => d.name === dev.name)!);
+  ctx.k.base.driver_unregister(drv);
 }
 
 async function setup(): Promise<Ctx> {
@@ -56,11 +56,6 @@ async function setup(): Promise<Ctx> {
   return { k, bus, n: 0 };
 }
 
-function gc(): void {
-  const g = (globalThis as { gc?: () => void }).gc;
-  if (!g) throw new Error("kemu bench needs --expose-gc (run it as `npx kemu bench` or `npm run bench`)");
-  g();
-}
 
 export const memremapTime: Figure<Ctx> = {
   name: "memremap_1tib_ms",
@@ -70,8 +65,8 @@ export const memremapTime: Figure<Ctx> = {
   repeats: 15,
   setup,
   sample(ctx) {
-    const { dev, ms } = mapTerabyte(ctx);
-    unmap(ctx, dev);
+    const { ms, ...mapped } = mapTerabyte(ctx);
+    unmap(ctx, mapped);
     return ms;
   },
   async teardown(ctx) {
@@ -89,10 +84,10 @@ export const memremapHeap: Figure<Ctx> = {
   sample(ctx) {
     gc();
     const before = process.memoryUsage().heapUsed;
-    const { dev } = mapTerabyte(ctx);
+    const mapped = mapTerabyte(ctx);
     gc();
     const after = process.memoryUsage().heapUsed;
-    unmap(ctx, dev);
+    unmap(ctx, mapped);
     return (after - before) / 2 ** 20;
   },
   async teardown(ctx) {

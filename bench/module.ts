@@ -9,7 +9,7 @@ import { Kernel } from "../core/kernel.ts";
 import { parseKo, serializeKo, type KoImage } from "../core/module/ko.ts";
 import type { Module } from "../core/module/module.ts";
 import { build } from "../sdk/build/build.ts";
-import type { Figure } from "./figure.ts";
+import { gc, type Figure } from "./figure.ts";
 
 /** A small but real driver: a platform driver, a device, a devm allocation in probe. */
 const DRIVER = `
@@ -97,7 +97,7 @@ interface MemCtx {
 }
 
 function settledRss(): number {
-  for (let i = 0; i < 3; i++) (globalThis as { gc?: () => void }).gc?.();
+  for (let i = 0; i < 3; i++) gc();
   return process.memoryUsage().rss;
 }
 

@@ -3,6 +3,7 @@
 // (isolated-vm requires it on Node >= 20) and --expose-gc (bench measures heap growth).
 
 import { spawnSync } from "node:child_process";
+import { constants } from "node:os";
 import { fileURLToPath } from "node:url";
 
 const major = Number(process.versions.node.split(".")[0]);
@@ -21,4 +22,4 @@ if (r.error) {
   process.stderr.write(`kemu: could not start ${process.execPath}: ${r.error.message}\n`);
   process.exit(2);
 }
-process.exit(r.status ?? (r.signal ? 128 : 1));
+process.exit(r.status ?? (r.signal ? 128 + (constants.signals[r.signal] ?? 0) : 1));

@@ -158,11 +158,11 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
   for (const text of opts.symvers ?? []) for (const [k, v] of parseSymvers(text)) imported.set(k, v);
 
   // modpost
-  const license = modinfo.find(([t]) => t === "license")?.[1];
   const licenses = modinfo.filter(([t]) => t === "license").map(([, v]) => v.split("\0")[0]!);
   const gplCompatible = licenses.length > 0 && licenses.every(license_is_gpl_compatible);
-  // 4.19-5.0 modpost only warns about a missing MODULE_LICENSE() (an error from 5.11).
-  if (license === undefined) warnings.push(`WARNING: modpost: missing MODULE_LICENSE() in ${name}.o\nsee include/linux/module.h for more information`);
+  // 4.19-5.0 modpost only warns about a missing MODULE_LICENSE() (an error from 5.11), and
+  // then does not hold GPL-only symbols against the module.
+  if (licenses.length === 0) warnings.push(`WARNING: modpost: missing MODULE_LICENSE() in ${name}.o\nsee include/linux/module.h for more information`);
   const depends = new Set<string>();
   for (const s of [...undefinedSymbols, ...externs]) {
     const cls = kernelSymbol(s) ? exportClass(s, version) : imported.get(s)?.cls;
@@ -173,7 +173,7 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
     }
     const owner = imported.get(s)?.module;
     if (owner && owner !== "vmlinux") depends.add(basename(owner));
-    if (license !== undefined && !gplCompatible) {
+    if (licenses.length > 0 && !gplCompatible) {
       // ≤5.10 modpost: fatal() at the first GPL-only symbol (all errors are listed from 5.11).
       if (cls === "EXPORT_SYMBOL_GPL") {
         errors.push(`FATAL: modpost: GPL-incompatible module ${name}.ko uses GPL-only symbol '${s}'`);
