@@ -8,7 +8,7 @@ import type { Resource } from "../mm/resource.ts";
 import { KBuf } from "../mm/slab.ts";
 import { BusType, Device, DeviceDriver, devPrefix } from "./device.ts";
 import { DEVRES_HEADER, Devres, type DrRelease } from "./devres.ts";
-import { object_gone } from "../lib/lifetime.ts";
+import { object_gone, object_lives_in } from "../lib/lifetime.ts";
 
 const DEVRES = { file: "drivers/base/devres.c" };
 const DD = { file: "drivers/base/dd.c" };
@@ -183,18 +183,34 @@ export class DriverCore {
     dev.devres.push(dr);
   }
 
-  /** devres_remove()/devres_destroy(): newest matching entry first; -ENOENT if none. */
-  devres_destroy(dev: Device, release: DrRelease, match: (dr: Devres) => boolean): number {
+  /** devres_remove(): unlink the newest matching entry and hand it back, or null. */
+  devres_remove(dev: Device, release: DrRelease, match: (dr: Devres) => boolean): Devres | null {
     for (let i = dev.devres.length - 1; i >= 0; i--) {
       const dr = dev.devres[i]!;
       if (dr.release === release && match(dr)) {
         dev.devres.splice(i, 1);
         dr.added = false;
-        this.devres_free(dr);
-        return 0;
+        return dr;
       }
     }
-    return -ENOENT;
+    return null;
+  }
+
+  /** devres_destroy(): remove and free without running the release; -ENOENT if none. */
+  devres_destroy(dev: Device, release: DrRelease, match: (dr: Devres) => boolean): number {
+    const dr = this.devres_remove(dev, release, match);
+    if (!dr) return -ENOENT;
+    this.devres_free(dr);
+    return 0;
+  }
+
+  /** devres_release(): remove, run the release, free; -ENOENT if none. */
+  devres_release(dev: Device, release: DrRelease, match: (dr: Devres) => boolean): number {
+    const dr = this.devres_remove(dev, release, match);
+    if (!dr) return -ENOENT;
+    release(dev, dr);
+    this.devres_free(dr);
+    return 0;
   }
 
   /** devres_release_all(): everything, newest first. */
@@ -242,6 +258,7 @@ export class DriverCore {
     if (!dr) return null;
     const whole = dr.buf!;
     const obj = new KBuf(size, whole.cache, whole.page, whole.offset + DEVRES_HEADER, whole.order, whole.owner);
+    object_lives_in(obj, whole);
     dr.data["obj"] = obj;
     this.devres_add(dev, dr);
     return obj;
@@ -257,14 +274,16 @@ export class DriverCore {
     if (rc) this.#k.warn({ ...DEVRES, func: "devm_kfree" }, null);
   }
 
+  readonly #regionRelease: DrRelease = (_dev, dr) => {
+    const iomem = this.#k.mm.iomem;
+    iomem.__release_region(iomem.root, dr.data["start"] as number, dr.data["n"] as number);
+  };
+
   /** __devm_request_region() on iomem: the region is released with the device. */
   devm_request_mem_region(dev: Device, start: number, n: number, name: string): Resource | null {
     const k = this.#k;
     const iomem = k.mm.iomem;
-    const dr = this.devres_alloc(
-      (_d, d) => iomem.__release_region(iomem.root, d.data["start"] as number, d.data["n"] as number),
-      24, GFP_KERNEL, { start, n }, "devm_region_release",
-    );
+    const dr = this.devres_alloc(this.#regionRelease, 24, GFP_KERNEL, { start, n }, "devm_region_release");
     if (!dr) return null;
     const res = iomem.__request_region(iomem.root, start, n, name, 0, () => k.sched.waitUntil(() => false, "__request_region"));
     if (res) this.devres_add(dev, dr);
@@ -276,13 +295,8 @@ export class DriverCore {
   devm_release_mem_region(dev: Device, start: number, n: number): void {
     const iomem = this.#k.mm.iomem;
     iomem.__release_region(iomem.root, start, n);
-    const idx = dev.devres.findLastIndex((dr) => dr.name === "devm_region_release" && dr.data["start"] === start && dr.data["n"] === n);
-    if (idx < 0) {
-      this.#k.warn({ file: "kernel/resource.c", func: "__devm_release_region" }, null);
-      return;
-    }
-    const [dr] = dev.devres.splice(idx, 1);
-    this.devres_free(dr!);
+    const rc = this.devres_destroy(dev, this.#regionRelease, (dr) => dr.data["start"] === start && dr.data["n"] === n);
+    if (rc) this.#k.warn({ file: "kernel/resource.c", func: "__devm_release_region" }, null);
   }
 
   // ---- dev_printk ------------------------------------------------------------------------

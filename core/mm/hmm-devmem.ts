@@ -7,7 +7,8 @@
 import { EBUSY, EINVAL, ENOMEM, ENXIO, ERANGE } from "../errno.ts";
 import type { Kernel } from "../kernel.ts";
 import { Device } from "../base/device.ts";
-import { Devres } from "../base/devres.ts";
+import type { DrRelease } from "../base/devres.ts";
+import { GFP_KERNEL } from "./gfp.ts";
 import { Completion, complete, init_completion, wait_for_completion } from "../kernel/sched.ts";
 import { add_pages, arch_add_memory, memmap_init_zone_device, move_pfn_range_to_zone, remove_pages } from "./memory_hotplug.ts";
 import { PA_SECTION_SIZE, PHYS_PFN, type Page } from "./memmap.ts";
@@ -52,8 +53,6 @@ export class HmmDevmem {
   readonly ref = new PercpuRef();
   /** 5.0: the CPU fault handler device_private_entry_fault() calls (hmm_devmem_fault). */
   page_fault: ((vma: unknown, addr: number, page: Page, flags: number, pmdp: unknown) => number) | null = null;
-  /** 4.19/4.20: the devres that frees it (hmm_devmem_release). */
-  devres: Devres | null = null;
   constructor(device: Device, ops: HmmDevmemOpsLike) {
     this.device = device;
     this.ops = ops;
@@ -65,11 +64,19 @@ function ALIGN(x: number, a: number): number {
   return Math.ceil(x / a) * a;
 }
 
+/** hmm_devmem_fault(): a CPU fault on device memory goes to the driver's ops->fault(). */
+function hmmDevmemFault(devmem: HmmDevmem) {
+  return function hmm_devmem_fault(vma: unknown, addr: number, page: Page, flags: number, pmdp: unknown): number {
+    return devmem.ops.fault!(devmem, vma, addr, page, flags, pmdp);
+  };
+}
+
 export class Hmm {
   readonly #k: Kernel;
   #minors = new Set<number>();
   /** hmm_devmem_radix (4.19/4.20): section number -> the devmem mapping it. */
   readonly #radix = new Map<number, HmmDevmem>();
+  readonly #actions420 = new WeakMap<HmmDevmem, { refExit: (ref: unknown) => void; refKill: (ref: unknown) => void }>();
 
   constructor(k: Kernel) {
     this.#k = k;
@@ -148,13 +155,11 @@ export class Hmm {
     const base = k.base;
     k.mm.memremap.dev_pagemap_get_ops();
     const devmem = new HmmDevmem(device, ops);
-    const dr = base.devres_alloc((_d, d) => this.#release420(d.data["devmem"] as HmmDevmem), 712, 0x6000c0, { devmem }, "hmm_devmem_release");
+    const dr = base.devres_alloc(this.#devmemRelease, 712, GFP_KERNEL, { devmem }, "hmm_devmem_release");
     if (!dr) return -ENOMEM;
-    devmem.devres = dr;
     init_completion(devmem.completion);
     devmem.ref.init(k.percpuRefEnv, this.#refRelease(devmem), 0);
-    const refExit = this.#refExit420(devmem);
-    const refKill = this.#refKill420(devmem);
+    const { refExit, refKill } = this.#refActions420(devmem);
     const unwind = (err: number) => {
       refKill(devmem.ref);
       refExit(devmem.ref);
@@ -186,26 +191,41 @@ export class Hmm {
     return devmem;
   }
 
-  /** hmm_devmem_ref_exit() 4.20: exit, then devm_remove_action() on itself. */
-  #refExit420(devmem: HmmDevmem) {
+  /**
+   * 4.20's hmm_devmem_ref_exit() (exit, then devm_remove_action() on itself) and
+   * hmm_devmem_ref_kill() (kill, wait for the release, the same): one pair per devmem, so
+   * hmm_devmem_remove() calls the functions that were registered, as the kernel's static
+   * functions are.
+   */
+  #refActions420(devmem: HmmDevmem): { refExit: (ref: unknown) => void; refKill: (ref: unknown) => void } {
+    let actions = this.#actions420.get(devmem);
+    if (actions) return actions;
     const k = this.#k;
-    const self = function hmm_devmem_ref_exit(ref: unknown) {
+    const refExit = function hmm_devmem_ref_exit(ref: unknown) {
       (ref as PercpuRef).exit();
-      k.base.devm_remove_action(devmem.device, self, ref);
+      k.base.devm_remove_action(devmem.device, refExit, ref);
     };
-    return self;
-  }
-
-  /** hmm_devmem_ref_kill() 4.20: kill, wait for the release, devm_remove_action() on itself. */
-  #refKill420(devmem: HmmDevmem) {
-    const k = this.#k;
-    const self = function hmm_devmem_ref_kill(ref: unknown) {
+    const refKill = function hmm_devmem_ref_kill(ref: unknown) {
       (ref as PercpuRef).kill();
       wait_for_completion(k.sched, devmem.completion);
-      k.base.devm_remove_action(devmem.device, self, ref);
+      k.base.devm_remove_action(devmem.device, refKill, ref);
     };
-    return self;
+    this.#actions420.set(devmem, (actions = { refExit, refKill }));
+    return actions;
   }
+
+  /** hmm_devmem_free(): the page's mapping is cleared here, not by the core (2fa147bdbf67). */
+  #hmmDevmemFree(devmem: HmmDevmem) {
+    const memmap = this.#k.mm.memmap;
+    return function hmm_devmem_free(page: Page) {
+      const sec = memmap.section(page);
+      if (sec.hasMapping()) sec.mapping[page - sec.startPfn] = null;
+      devmem.ops.free!(devmem, page);
+    };
+  }
+
+  /** The devres of a 4.20 hmm_devmem: hmm_devmem_release(). */
+  readonly #devmemRelease: DrRelease = (_dev, dr) => this.#release420(dr.data["devmem"] as HmmDevmem);
 
   /** hmm_devmem_pages_create() (4.20): RAM check, radix, hotplug, memmap_init_zone_device(). */
   #pagesCreate420(devmem: HmmDevmem): number {
@@ -224,12 +244,8 @@ export class Hmm {
     const pgmap = devmem.pagemap;
     pgmap.type = r.desc === IORES_DESC_DEVICE_PUBLIC_MEMORY ? MEMORY_DEVICE_PUBLIC : MEMORY_DEVICE_PRIVATE;
     pgmap.res = r;
-    pgmap.page_fault = function hmm_devmem_fault(vma, addr, page, flags, pmdp) {
-      return devmem.ops.fault!(devmem, vma, addr, page, flags, pmdp);
-    };
-    pgmap.page_free = function hmm_devmem_free(page) {
-      devmem.ops.free!(devmem, page);
-    };
+    pgmap.page_fault = hmmDevmemFault(devmem);
+    pgmap.page_free = this.#hmmDevmemFree(devmem);
     pgmap.dev = devmem.device;
     pgmap.ref = devmem.ref;
     pgmap.data = devmem;
@@ -284,16 +300,12 @@ export class Hmm {
     const start = r.start;
     const size = resource_size(r);
     const cdm = r.desc === IORES_DESC_DEVICE_PUBLIC_MEMORY;
-    this.#refKill420(devmem)(devmem.ref);
-    this.#refExit420(devmem)(devmem.ref);
+    const { refKill, refExit } = this.#refActions420(devmem);
+    refKill(devmem.ref);
+    refExit(devmem.ref);
     // hmm_devmem_pages_remove(): devres_release() of the hmm_devmem_release entry.
     const dev = devmem.device;
-    const i = dev.devres.indexOf(devmem.devres!);
-    if (i >= 0) {
-      dev.devres.splice(i, 1);
-      this.#release420(devmem);
-      k.base.devres_free(devmem.devres!);
-    }
+    k.base.devres_release(dev, this.#devmemRelease, (dr) => dr.data["devmem"] === devmem);
     if (!cdm) k.base.devm_release_mem_region(dev, start, size);
   }
 
@@ -324,17 +336,12 @@ export class Hmm {
     const r = devmem.resource!;
     devmem.pfn_first = PHYS_PFN(r.start);
     devmem.pfn_last = devmem.pfn_first + PHYS_PFN(resource_size(r));
-    devmem.page_fault = function hmm_devmem_fault(vma, addr, page, flags, pmdp) {
-      return devmem.ops.fault!(devmem, vma, addr, page, flags, pmdp);
-    };
+    // 5.0: dev_pagemap has no page_fault; device_private_entry_fault() finds the devmem.
+    devmem.page_fault = hmmDevmemFault(devmem);
     const pgmap = devmem.pagemap;
     pgmap.type = res ? MEMORY_DEVICE_PUBLIC : MEMORY_DEVICE_PRIVATE;
     pgmap.res = r;
-    pgmap.page_free = function hmm_devmem_free(page) {
-      const sec = k.mm.memmap.section(page);
-      if (sec.hasMapping()) sec.mapping[page - sec.startPfn] = null;
-      devmem.ops.free!(devmem, page);
-    };
+    pgmap.page_free = this.#hmmDevmemFree(devmem);
     pgmap.altmap_valid = false;
     pgmap.ref = devmem.ref;
     pgmap.data = devmem;

@@ -321,8 +321,8 @@ export class MM {
     const i = page - sec.startPfn;
     const count = --sec.refcount[i]!;
     if (count === 1) {
+      // ->mapping is left alone: HMM's page_free clears it (2fa147bdbf67, 4.19).
       sec.flags[i] = sec.flags[i]! & ~((1 << PG_active) | (1 << PG_waiters));
-      if (sec.hasMapping()) sec.mapping[i] = null;
       const pgmap = this.memremap.pgmapOf(sec.pgmap[i]!)!;
       if (!pgmap.page_free) this.#nullDeref("__put_devmap_managed_page");
       pgmap.page_free(page, pgmap.data);
