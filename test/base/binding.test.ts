@@ -4,14 +4,8 @@
 import { describe, expect, it } from "vitest";
 import { BusType, Device, DeviceDriver } from "../../core/base/device.ts";
 import { EBUSY, EINVAL, EIO, ENODEV, ENOMEM, ENXIO, EPROBE_DEFER } from "../../core/errno.ts";
-import type { Kernel } from "../../core/kernel.ts";
 import { bindDevice, testBus } from "../helpers/devices.ts";
-import { boot, messages } from "../helpers/kernel.ts";
-
-/** `dmesg -r` lines since `since`, without timestamps: "<4>text". */
-function raw(k: Kernel, since: number): string[] {
-  return k.log.lines({ raw: true, since }).map((l) => l.replace(/^(<\d>)\[\s*\d+\.\d{6}\] /, "$1"));
-}
+import { boot, levelled, messages } from "../helpers/kernel.ts";
 
 describe("binding through the bus match", () => {
   it("binds a device registered after its driver", async () => {
@@ -122,7 +116,7 @@ describe("binding through the bus match", () => {
     const since = k.log.nextSeq;
     const second = new DeviceDriver("dup", { probe: () => 0 });
     expect(k.base.driver_register(second, bus)).toBe(-EBUSY);
-    expect(raw(k, since)).toEqual(["<3>Error: Driver 'dup' is already registered, aborting..."]);
+    expect(levelled(k, since)).toEqual(["<3>Error: Driver 'dup' is already registered, aborting..."]);
     expect(second.registered).toBe(false);
     expect(bus.drivers.filter((d) => d.name === "dup")).toHaveLength(1);
   });
@@ -139,7 +133,7 @@ describe("probe failure", () => {
     const k = await boot();
     const since = k.log.nextSeq;
     const { dev } = bindDevice(k, "broken", () => -ENOMEM);
-    expect(raw(k, since)).toEqual(["<4>broken: probe of broken failed with error -12"]);
+    expect(levelled(k, since)).toEqual(["<4>broken: probe of broken failed with error -12"]);
     expect(dev.driver).toBeNull();
   });
 
@@ -149,7 +143,7 @@ describe("probe failure", () => {
     k.base.driver_register(new DeviceDriver("nd_pmem", { probe: () => -EIO }), bus);
     const since = k.log.nextSeq;
     k.base.device_register(new Device("namespace0.0", { matchName: "nd_pmem" }), bus);
-    expect(raw(k, since)).toEqual(["<4>nd_pmem: probe of namespace0.0 failed with error -5"]);
+    expect(levelled(k, since)).toEqual(["<4>nd_pmem: probe of namespace0.0 failed with error -5"]);
   });
 
   it.each([
@@ -160,7 +154,7 @@ describe("probe failure", () => {
     const k = await boot();
     const since = k.log.nextSeq;
     const { dev } = bindDevice(k, "quiet", () => err);
-    expect(raw(k, since)).toEqual([]);
+    expect(levelled(k, since)).toEqual([]);
     expect(dev.driver).toBeNull();
   });
 
@@ -198,7 +192,7 @@ describe("probe failure", () => {
       expect(k.base.devm_kzalloc(d, 64)).not.toBeNull();
       return -EIO;
     });
-    expect(raw(k, since)).toEqual([
+    expect(levelled(k, since)).toEqual([
       "<6>partial partial: undo third",
       "<6>partial partial: undo second",
       "<6>partial partial: undo first",
@@ -379,7 +373,7 @@ describe("resources present before probing", () => {
     });
     const since = k.log.nextSeq;
     const pid = k.sched.runAs("modprobe", () => (k.base.driver_register(drv, bus), k.sched.current.pid));
-    const lines = raw(k, since);
+    const lines = levelled(k, since);
     // WARN_ON() traps to report_bug(): no "cut here" line on x86 before 5.2.
     expect(lines.slice(0, -1)).toEqual([
       `<4>WARNING: CPU: 0 PID: ${pid} at drivers/base/dd.c really_probe`,
@@ -401,7 +395,7 @@ describe("resources present before probing", () => {
     const k = await boot();
     const since = k.log.nextSeq;
     bindDevice(k, "clean", () => 0);
-    expect(raw(k, since)).toEqual([]);
+    expect(levelled(k, since)).toEqual([]);
     expect(k.tainted()).toBe("Not tainted");
   });
 });

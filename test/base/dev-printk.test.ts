@@ -3,13 +3,8 @@
 
 import { describe, expect, it } from "vitest";
 import { Device, dev_driver_string, dev_name, dev_to_node, devPrefix, NUMA_NO_NODE } from "../../core/base/device.ts";
-import type { Kernel } from "../../core/kernel.ts";
 import { bindDevice, testBus } from "../helpers/devices.ts";
-import { boot } from "../helpers/kernel.ts";
-
-function raw(k: Kernel, since: number): string[] {
-  return k.log.lines({ raw: true, since }).map((l) => l.replace(/^(<\d>)\[\s*\d+\.\d{6}\] /, "$1"));
-}
+import { boot, levelled } from "../helpers/kernel.ts";
 
 describe("dev_printk", () => {
   it("prefixes the driver name and the device name, at each level", async () => {
@@ -22,7 +17,7 @@ describe("dev_printk", () => {
     k.base.dev_err(dev, "bad thing\n");
     k.base.dev_warn(dev, "odd thing\n");
     k.base.dev_info(dev, "fine thing\n");
-    expect(raw(k, since)).toEqual(["<3>mydrv mydrv: bad thing", "<4>mydrv mydrv: odd thing", "<6>mydrv mydrv: fine thing"]);
+    expect(levelled(k, since)).toEqual(["<3>mydrv mydrv: bad thing", "<4>mydrv mydrv: odd thing", "<6>mydrv mydrv: fine thing"]);
   });
 
   it("uses the driver name, not the device's match name", async () => {
@@ -34,7 +29,7 @@ describe("dev_printk", () => {
     expect(dev.driver).toBe(drv);
     const since = k.log.nextSeq;
     k.base.dev_info(dev, "unable to guarantee persistence of writes\n");
-    expect(raw(k, since)).toEqual(["<6>nd_pmem pmem0: unable to guarantee persistence of writes"]);
+    expect(levelled(k, since)).toEqual(["<6>nd_pmem pmem0: unable to guarantee persistence of writes"]);
   });
 
   it("falls back to the bus name for a device without a driver", async () => {
@@ -43,7 +38,7 @@ describe("dev_printk", () => {
     k.base.device_register(dev, testBus(k));
     const since = k.log.nextSeq;
     k.base.dev_warn(dev, "no driver\n");
-    expect(raw(k, since)).toEqual(["<4>testbus unbound0: no driver"]);
+    expect(levelled(k, since)).toEqual(["<4>testbus unbound0: no driver"]);
   });
 
   it("switches from the driver name back to the bus name when the driver unbinds", async () => {
@@ -66,7 +61,7 @@ describe("dev_printk", () => {
     const since = k.log.nextSeq;
     k.base.dev_info(classed, "classy\n");
     k.base.dev_info(bare, "bare\n");
-    expect(raw(k, since)).toEqual(["<6>drm card0: classy", "<6> bare0: bare"]);
+    expect(levelled(k, since)).toEqual(["<6>drm card0: classy", "<6> bare0: bare"]);
     expect(dev_driver_string(bare)).toBe("");
     expect(dev_name(classed)).toBe("card0");
   });
@@ -84,7 +79,7 @@ describe("dev_printk", () => {
     const since = k.log.nextSeq;
     k.base.dev_printk("\x012", dev, "critical\n");
     k.base.dev_printk("\x017", dev, "debug\n");
-    expect(raw(k, since)).toEqual(["<2>lvl lvl: critical", "<7>lvl lvl: debug"]);
+    expect(levelled(k, since)).toEqual(["<2>lvl lvl: critical", "<7>lvl lvl: debug"]);
   });
 
   it("dev_to_node() is NUMA_NO_NODE for no device or a device without a node", () => {

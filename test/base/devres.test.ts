@@ -8,19 +8,8 @@ import { EIO, ENOMEM } from "../../core/errno.ts";
 import type { Kernel } from "../../core/kernel.ts";
 import { GFP_KERNEL } from "../../core/mm/gfp.ts";
 import { bindDevice, testBus } from "../helpers/devices.ts";
-import { boot } from "../helpers/kernel.ts";
-
-/** `dmesg -r` lines since `since`, without timestamps: "<4>text". */
-function raw(k: Kernel, since: number): string[] {
-  return k.log.lines({ raw: true, since }).map((l) => l.replace(/^(<\d>)\[\s*\d+\.\d{6}\] /, "$1"));
-}
-
-/** The next GFP_KERNEL slab allocation fails (failslab, as a tester sets it up in debugfs). */
-function failNextSlab(k: Kernel): void {
-  k.write("/sys/kernel/debug/failslab/probability", "100");
-  k.write("/sys/kernel/debug/failslab/times", "1");
-  k.write("/sys/kernel/debug/failslab/ignore-gfp-wait", "N");
-}
+import { armFailslab } from "../helpers/failslab.ts";
+import { boot, levelled } from "../helpers/kernel.ts";
 
 /** A WARN_ON() (no message, so no "cut here" on x86 4.19-5.1) at `site` by task `comm`/`pid`. */
 function warnBlock(site: string, func: string, pid: number, comm: string, tainted = "Not tainted"): string[] {
@@ -196,7 +185,7 @@ describe("devm_add_action", () => {
     let runs = 0;
     let rc = 0;
     const { dev } = bindDevice(k, "nomem", (d) => {
-      failNextSlab(k);
+      armFailslab(k, 1, { verbose: 2 });
       rc = k.base.devm_add_action(d, () => runs++, null);
       return 0;
     });
@@ -212,10 +201,10 @@ describe("devm_add_action", () => {
   it("fails through failslab, which reports the injected failure", async () => {
     const k = await boot();
     const { dev } = bindDevice(k, "inject", () => 0);
-    failNextSlab(k);
+    armFailslab(k, 1, { verbose: 2 });
     const since = k.log.nextSeq;
     expect(k.base.devm_add_action(dev, () => {}, null)).toBe(-ENOMEM);
-    const lines = raw(k, since);
+    const lines = levelled(k, since);
     expect(lines.slice(0, 2)).toEqual([
       "<5>FAULT_INJECTION: forcing a failure.",
       "<5>name failslab, interval 1, probability 100, space 0, times 1",
@@ -259,7 +248,7 @@ describe("devm_add_action_or_reset", () => {
     let rc = 0;
     const { dev } = bindDevice(k, "reset", (d) => {
       k.base.devm_add_action(d, (n) => log.push(n as string), "earlier");
-      failNextSlab(k);
+      armFailslab(k, 1, { verbose: 2 });
       rc = k.base.devm_add_action_or_reset(d, (n) => log.push(n as string), "immediate");
       log.push("after call");
       return 0;
@@ -288,7 +277,7 @@ describe("devm_remove_action", () => {
     k.base.devm_remove_action(dev, drop, "dropped");
     expect(log).toEqual([]);
     expect(dev.devres).toHaveLength(1);
-    expect(raw(k, since)).toEqual([]);
+    expect(levelled(k, since)).toEqual([]);
     k.base.device_release_driver(dev);
     expect(log).toEqual(["kept"]);
     expect(k.tainted()).toBe("Not tainted");
@@ -366,7 +355,7 @@ describe("devm_remove_action", () => {
       k.base.devm_remove_action(dev, never_added, null);
       return k.sched.current.pid;
     });
-    const lines = raw(k, since);
+    const lines = levelled(k, since);
     expect(lines.slice(0, -1)).toEqual(warnBlock("drivers/base/devres.c", "devm_remove_action", pid, "mytask"));
     expect(lines.at(-1)).toMatch(/^<4>---\[ end trace [0-9a-f]{16} \]---$/);
     expect(k.tainted()).toBe("Tainted: G        W        ");
@@ -375,8 +364,8 @@ describe("devm_remove_action", () => {
     // The same action with other data is not registered either.
     const since2 = k.log.nextSeq;
     k.base.devm_remove_action(dev, registered, "y");
-    expect(raw(k, since2)[0]).toBe("<4>WARNING: CPU: 0 PID: 1 at drivers/base/devres.c devm_remove_action");
-    expect(raw(k, since2)[2]).toBe("<4>CPU: 0 PID: 1 Comm: swapper/0 Tainted: G        W         5.0.0 #1");
+    expect(levelled(k, since2)[0]).toBe("<4>WARNING: CPU: 0 PID: 1 at drivers/base/devres.c devm_remove_action");
+    expect(levelled(k, since2)[2]).toBe("<4>CPU: 0 PID: 1 Comm: swapper/0 Tainted: G        W         5.0.0 #1");
     k.base.device_release_driver(dev);
     expect(log).toEqual(["registered"]);
   });
@@ -388,7 +377,7 @@ describe("devm_remove_action", () => {
     k.base.devm_remove_action(dev, action, null);
     const since = k.log.nextSeq;
     k.base.devm_remove_action(dev, action, null);
-    expect(raw(k, since)).toContain("<4>WARNING: CPU: 0 PID: 1 at drivers/base/devres.c devm_remove_action");
+    expect(levelled(k, since)).toContain("<4>WARNING: CPU: 0 PID: 1 at drivers/base/devres.c devm_remove_action");
   });
 });
 
@@ -450,7 +439,7 @@ describe("devm_kzalloc / devm_kfree", () => {
   it("returns null when the allocation fails, and registers nothing", async () => {
     const k = await boot();
     const { dev } = bindDevice(k, "nomem", () => 0);
-    failNextSlab(k);
+    armFailslab(k, 1, { verbose: 2 });
     expect(k.base.devm_kzalloc(dev, 64)).toBeNull();
     expect(dev.devres).toEqual([]);
   });
@@ -464,7 +453,7 @@ describe("devm_kzalloc / devm_kfree", () => {
     expect(k.mm.slab.live.size).toBe(before + 2);
     const since = k.log.nextSeq;
     k.base.devm_kfree(dev, a);
-    expect(raw(k, since)).toEqual([]);
+    expect(levelled(k, since)).toEqual([]);
     expect(k.mm.slab.live.size).toBe(before + 1);
     expect(dev.devres).toHaveLength(1);
     k.base.devm_kfree(dev, b);
@@ -485,13 +474,13 @@ describe("devm_kzalloc / devm_kfree", () => {
       k.base.devm_kfree(dev, plain);
       return k.sched.current.pid;
     });
-    const lines = raw(k, since);
+    const lines = levelled(k, since);
     expect(lines.slice(0, -1)).toEqual(warnBlock("drivers/base/devres.c", "devm_kfree", pid, "mytask"));
     expect(k.tainted()).toBe("Tainted: G        W        ");
     // A devm object of another device is foreign too.
     const since2 = k.log.nextSeq;
     k.base.devm_kfree(other, mine);
-    expect(raw(k, since2)[0]).toBe("<4>WARNING: CPU: 0 PID: 1 at drivers/base/devres.c devm_kfree");
+    expect(levelled(k, since2)[0]).toBe("<4>WARNING: CPU: 0 PID: 1 at drivers/base/devres.c devm_kfree");
     expect(k.mm.slab.live.size).toBe(live);
     expect(dev.devres).toHaveLength(1);
     k.mm.kfree(plain);

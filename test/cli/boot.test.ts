@@ -33,9 +33,35 @@ describe("kemu boot --insmod", () => {
     expect(r.stdout).toMatch(/^==> \/proc\/modules <==\nclosed \d+ 0 - Live 0xffffffffc0002000 \(PO\)\ngood \d+ 0 - Live 0xffffffffc0000000 \(O\)\n==> \/proc\/sys\/kernel\/tainted <==\n4097\n$/);
   });
 
-  it("turns on kconfig options, and names the choices for an unknown one", () => {
+  it("turns on kconfig options: with MODULE_SIG an unsigned module fails verification and taints E", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "kemu-cli-"));
+    const good = join(dir, "good.ko");
+    writeFileSync(good, await ko("good", licensed("GPL"), { kernel: "4.20" }));
+    // Without the option: O only (TAINT_OOT_MODULE, 4096).
+    const plain = kemu("boot", "--kernel", "4.20", "--insmod", good, "--print", "tainted");
+    expect(plain.status).toBe(0);
+    expect(plain.stderr).toBe("");
+    expect(plain.stdout).toBe("4096\n");
+    // With it: module_sig_check() finds no signature, so O and E (TAINT_UNSIGNED_MODULE, 8192).
+    const r = kemu("boot", "--kernel", "4.20", "--kconfig", "MODULE_SIG", "--insmod", good, "--print", "dmesg,tainted");
+    expect(r.status).toBe(0);
+    expect(r.stderr).toBe("");
+    expect(r.stdout.split("\n").slice(-5)).toEqual([
+      "[    1.200000] good: loading out-of-tree module taints kernel.",
+      "[    1.200000] good: module verification failed: signature and/or required key missing - tainting kernel",
+      "==> /proc/sys/kernel/tainted <==",
+      "12288",
+      "",
+    ]);
+  });
+
+  it("names the choices for an unknown kconfig option and exits 2", () => {
     const r = kemu("boot", "--kconfig", "MODULE_SIG,MODVERSION");
     expect(r.status).toBe(2);
-    expect(r.stderr).toContain("boot: --kconfig: unknown option 'MODVERSION' (choose from MODULE_SIG, MODULE_SIG_FORCE, MODVERSIONS, MODULE_FORCE_LOAD, MODULE_FORCE_UNLOAD)");
+    expect(r.stderr).toBe(
+      "kemu boot: --kconfig: unknown option 'MODVERSION' (choose from MODULE_SIG, MODULE_SIG_FORCE, MODVERSIONS, MODULE_FORCE_LOAD, MODULE_FORCE_UNLOAD)\n" +
+        "Run `kemu boot --help` for usage.\n",
+    );
+    expect(r.stdout).toBe("");
   });
 });

@@ -3,10 +3,9 @@
 // rejects the promise Kernel.boot() returned and leaves nothing behind.
 
 import { describe, expect, it } from "vitest";
-import { ConfigError, memparse, resolveConfig, type BootConfig } from "../../core/config.ts";
+import { memparse, resolveConfig } from "../../core/config.ts";
 import { EINVAL, KernelError } from "../../core/errno.ts";
-import { Kernel } from "../../core/kernel.ts";
-import { boot } from "../helpers/kernel.ts";
+import { boot, bootError } from "../helpers/kernel.ts";
 
 const K = 2 ** 10;
 const M = 2 ** 20;
@@ -16,27 +15,6 @@ const P = 2 ** 50;
 
 const TOP_KEYS = "version, memory, pmem, reserved, physBits, seed, logBufLen, console, debugVm, kconfig, moduleSigKeys, moduleHeap, moduleTimeoutMs";
 const SIZE_HINT = '(bytes, or a number with K, M, G, T, P or E, e.g. "4G")';
-
-/**
- * Boot `cfg`, which must fail: Kernel.boot() itself returns a promise (it does not throw at the
- * caller), and that promise rejects with a ConfigError.
- */
-async function bootError(cfg: unknown): Promise<ConfigError> {
-  let p!: Promise<Kernel>;
-  expect(() => {
-    p = Kernel.boot(cfg as BootConfig);
-  }).not.toThrow();
-  expect(p).toBeInstanceOf(Promise);
-  const outcome = await p.then(
-    async (k) => {
-      await k.shutdown();
-      return new Error(`booted with ${JSON.stringify(cfg)}`);
-    },
-    (e: unknown) => e,
-  );
-  expect(outcome).toBeInstanceOf(ConfigError);
-  return outcome as ConfigError;
-}
 
 /** The failure must name `field` and carry exactly `message`. */
 async function expectConfigError(cfg: unknown, field: string, message: string): Promise<void> {

@@ -5,11 +5,7 @@
 import { describe, expect, it } from "vitest";
 import type { Kernel } from "../../core/kernel.ts";
 import { PERCPU_REF_INIT_ATOMIC, PERCPU_REF_INIT_DEAD, PercpuRef } from "../../core/mm/percpu-refcount.ts";
-import { boot, messages } from "../helpers/kernel.ts";
-
-function raw(k: Kernel, since: number): string[] {
-  return k.log.lines({ raw: true, since }).map((l) => l.replace(/^(<\d>)\[\s*\d+\.\d{6}\] /, "$1"));
-}
+import { boot, levelled, messages } from "../helpers/kernel.ts";
 
 /** A ref whose release function is named `name` and counts its calls. */
 function counted(k: Kernel, flags = 0): { ref: PercpuRef; calls: PercpuRef[] } {
@@ -174,7 +170,7 @@ describe("percpu_ref_kill", () => {
     ref.kill();
     k.sched.synchronize_rcu();
     ref.put();
-    expect(raw(k, since)).toEqual([]);
+    expect(levelled(k, since)).toEqual([]);
     expect(k.tainted()).toBe("Not tainted");
   });
 });
@@ -187,7 +183,7 @@ describe("percpu_ref_kill called twice", () => {
     ref.kill();
     const since = k.log.nextSeq;
     const pid = k.sched.runAs("mytask", () => (ref.kill(), k.sched.current.pid));
-    const lines = raw(k, since);
+    const lines = levelled(k, since);
     expect(lines.slice(0, 8)).toEqual([
       "<4>------------[ cut here ]------------",
       "<4>percpu_ref_kill_and_confirm called more than once on my_release!",
@@ -204,7 +200,7 @@ describe("percpu_ref_kill called twice", () => {
     // The second kill waited for the first switch, then dropped one more reference: the
     // get above. No "<= 0" WARN follows, and release ran once.
     expect(lines).toHaveLength(9);
-    expect(raw(k, since)).toHaveLength(9);
+    expect(levelled(k, since)).toHaveLength(9);
     expect(calls).toEqual([ref]);
   });
 
@@ -231,7 +227,7 @@ describe("percpu_ref_kill called twice", () => {
     b.get();
     b.kill();
     b.kill();
-    expect(raw(k, since)).toEqual([]);
+    expect(levelled(k, since)).toEqual([]);
     k.sched.idle();
   });
 
@@ -253,7 +249,7 @@ describe("over-put: percpu ref <= 0 after switching to atomic (spec R7.2)", () =
     ref.kill();
     const since = k.log.nextSeq;
     k.sched.synchronize_rcu();
-    const lines = raw(k, since);
+    const lines = levelled(k, since);
     expect(lines.slice(0, 3)).toEqual([
       "<4>------------[ cut here ]------------",
       "<4>percpu ref (my_release) <= 0 (-1) after switching to atomic",
@@ -319,7 +315,7 @@ describe("over-put: percpu ref <= 0 after switching to atomic (spec R7.2)", () =
     ref.put();
     expect(calls).toHaveLength(1);
     expect(ref.count).toBe(-1);
-    expect(raw(k, since)).toEqual([]);
+    expect(levelled(k, since)).toEqual([]);
   });
 });
 
@@ -407,7 +403,7 @@ describe("percpu_ref_reinit and percpu_ref_exit", () => {
     k.sched.synchronize_rcu();
     const since = k.log.nextSeq;
     ref.reinit();
-    expect(raw(k, since)[0]).toBe("<4>WARNING: CPU: 0 PID: 1 at lib/percpu-refcount.c percpu_ref_reinit");
+    expect(levelled(k, since)[0]).toBe("<4>WARNING: CPU: 0 PID: 1 at lib/percpu-refcount.c percpu_ref_reinit");
     expect(ref.count).toBe(2);
     ref.put_many(2);
   });
@@ -430,7 +426,7 @@ describe("percpu_ref_reinit and percpu_ref_exit", () => {
     ref.kill();
     const since = k.log.nextSeq;
     ref.exit();
-    expect(raw(k, since)[0]).toBe("<4>WARNING: CPU: 0 PID: 1 at lib/percpu-refcount.c percpu_ref_exit");
+    expect(levelled(k, since)[0]).toBe("<4>WARNING: CPU: 0 PID: 1 at lib/percpu-refcount.c percpu_ref_exit");
     expect(ref.exited).toBe(true);
     k.sched.idle();
   });
@@ -442,7 +438,7 @@ describe("percpu_ref_reinit and percpu_ref_exit", () => {
     ref.kill();
     k.sched.synchronize_rcu();
     ref.exit();
-    expect(raw(k, since)).toEqual([]);
+    expect(levelled(k, since)).toEqual([]);
     expect(ref.isDead).toBe(true);
     expect(ref.tryget_live()).toBe(false);
   });

@@ -38,6 +38,18 @@ export function rewriteKo(bytes: Uint8Array, change: (img: KoImage) => void): Ui
   return serializeKo(img);
 }
 
+/** A copy of a module file with its .modinfo entries ("tag=value") changed by `change`. */
+export function withModinfo(bytes: Uint8Array, change: (entries: string[]) => string[]): Uint8Array {
+  return rewriteKo(bytes, (img) => {
+    img.modinfo = change(img.modinfo.split("\0")).join("\0");
+  });
+}
+
+/** A copy of a module file with every `tag=` entry of its .modinfo set to `tag=value`. */
+export function setModinfo(bytes: Uint8Array, tag: string, value: string): Uint8Array {
+  return withModinfo(bytes, (entries) => entries.map((e) => (e.startsWith(tag + "=") ? `${tag}=${value}` : e)));
+}
+
 /** A module whose source is just its MODULE_LICENSE and an init returning 0. */
 export function licensed(license: string | null, extra = ""): string {
   return [

@@ -8,6 +8,7 @@ import { Completion, complete, wait_for_completion } from "../../core/kernel/sch
 import { DevPagemap, MEMORY_DEVICE_FS_DAX } from "../../core/mm/memremap.ts";
 import type { PercpuRef } from "../../core/mm/percpu-refcount.ts";
 import { Resource } from "../../core/mm/resource.ts";
+import { armFailslab } from "./failslab.ts";
 
 export interface OwnerOptions {
   start: number;
@@ -88,13 +89,4 @@ export function ownPgmap(k: Kernel, dev: Device, o: OwnerOptions): PgmapOwner {
     }, null);
   }
   return { pgmap, ref, done, addr, events };
-}
-
-/** failslab through debugfs: fail the n-th slab allocation from now, once, silently. */
-export function armFailslab(k: Kernel, nth: number): void {
-  k.write("/sys/kernel/debug/failslab/ignore-gfp-wait", "N");
-  k.write("/sys/kernel/debug/failslab/verbose", "0");
-  k.write("/sys/kernel/debug/failslab/interval", String(nth));
-  k.write("/sys/kernel/debug/failslab/times", "1");
-  k.write("/sys/kernel/debug/failslab/probability", "100");
 }

@@ -15,7 +15,8 @@ import { pagePointer, PAGE_SIZE, PFN_PHYS, ZONE_DMA, ZONE_DMA32, ZONE_NORMAL, ty
 import { PG_active, PG_hwpoison, PG_locked, PG_lru, PG_reserved } from "../../core/mm/page-flags.ts";
 import { MAX_DMA32_PFN, MAX_DMA_PFN, MAX_ORDER } from "../../core/mm/page_alloc.ts";
 import { TAINT_BAD_PAGE, TAINT_DIE } from "../../core/taint.ts";
-import { boot, messages } from "../helpers/kernel.ts";
+import { boot, levelled, messages, tainted } from "../helpers/kernel.ts";
+import { meminfo } from "../helpers/mm.ts";
 
 // ---- helpers -------------------------------------------------------------------------------
 
@@ -59,37 +60,8 @@ function pagesIn(b: Buddy): number {
   return n;
 }
 
-/** /proc/meminfo as label -> kB, checking the show_val_kb() layout of every "kB" line. */
-function meminfo(k: Kernel): Map<string, number> {
-  const out = new Map<string, number>();
-  for (const line of k.read("/proc/meminfo").split("\n")) {
-    const m = /^([A-Za-z0-9_()]+):/.exec(line);
-    if (!m || !line.endsWith(" kB") || m[1] === "HardwareCorrupted") continue;
-    const v = Number(line.slice(16, -3));
-    expect(line, "label padded to 16 columns, value %8lu, then \" kB\"").toBe(`${(m[1] + ":").padEnd(16)}${String(v).padStart(8)} kB`);
-    out.set(m[1]!, v);
-  }
-  return out;
-}
-
 function memFree(k: Kernel): number {
   return meminfo(k).get("MemFree")!;
-}
-
-/** Every printk line since `since`, each as "<level>text". */
-function raw(k: Kernel, since: number): string[] {
-  const out: string[] = [];
-  for (const r of k.log.records(since)) {
-    for (const line of r.text.replace(/\n$/, "").split("\n")) out.push(`<${r.level}>${line}`);
-  }
-  return out;
-}
-
-/** print_tainted() with the given letters set, e.g. { 5: "B" }. */
-function tainted(k: Kernel, set: Record<number, string>): string {
-  let s = "";
-  for (let i = 0; i < k.taint.count; i++) s += set[i] ?? (i === 0 ? "G" : " ");
-  return "Tainted: " + s;
 }
 
 function zoneOf(pfn: Page): number {
@@ -294,7 +266,7 @@ describe("exhaustion and warn_alloc()", () => {
     });
     expect(last).toBe(-1);
     expect(got.length).toBeGreaterThan(0);
-    const lines = raw(k, seq);
+    const lines = levelled(k, seq);
     expect(lines.filter((l) => l.includes("page allocation failure"))).toEqual([
       "<4>memhog: page allocation failure: order:0, mode:0x6000c0(GFP_KERNEL), nodemask=(null)",
     ]);
@@ -413,7 +385,7 @@ describe("bad_page() when a page is freed in a bad state", () => {
     sec.mapcount[i] = 0; // still mapped once
     const seq = k.log.nextSeq;
     k.sched.runAs("badfree", () => k.mm.__free_pages(p, 0));
-    const lines = raw(k, seq);
+    const lines = levelled(k, seq);
     expect(lines.slice(0, 7)).toEqual([
       `<1>BUG: Bad page state in process badfree  pfn:${p.toString(16).padStart(5, "0")}`,
       ...dumpLines(p, { count: 0, mapcount: 1, rawMapcount: 0, zone: ZONE_DMA, flags: 0 }),
@@ -424,7 +396,7 @@ describe("bad_page() when a page is freed in a bad state", () => {
     expect(lines.some((l) => l.includes("bad because of flags")), "no flags were at fault").toBe(false);
     expect(lines[7]).toMatch(/^<4>CPU: 0 PID: \d+ Comm: badfree Not tainted /);
     expect(lines).toContain("<4>Disabling lock debugging due to kernel taint");
-    expect(k.tainted()).toBe(tainted(k, { [TAINT_BAD_PAGE]: "B" }));
+    expect(k.tainted()).toBe(tainted("B"));
     expect(k.tainted().charAt("Tainted: ".length + 5)).toBe("B");
     expect(k.read("/proc/sys/kernel/tainted")).toBe("32\n");
     // Leaked: not back in the free lists, PageBuddy-safe (page_mapcount_reset), refcount 0.
@@ -444,7 +416,7 @@ describe("bad_page() when a page is freed in a bad state", () => {
     sec.flags[i] = sec.flags[i]! | (1 << PG_reserved);
     const seq = k.log.nextSeq;
     k.sched.runAs("resfree", () => k.mm.__free_pages(p, 0));
-    expect(raw(k, seq).slice(0, 8)).toEqual([
+    expect(levelled(k, seq).slice(0, 8)).toEqual([
       `<1>BUG: Bad page state in process resfree  pfn:${p.toString(16).padStart(5, "0")}`,
       ...dumpLines(p, { count: 0, mapcount: 0, rawMapcount: -1, zone: ZONE_DMA, flags: 1 << PG_reserved }),
       "<1>page dumped because: PAGE_FLAGS_CHECK_AT_FREE flag(s) set",
@@ -566,7 +538,7 @@ describe("check_new_page() when the allocator hands out a bad free page", () => 
     expect(got, "GFP_DMA still succeeds from another DMA block").toBeGreaterThan(0);
     expect(zoneOf(got)).toBe(ZONE_DMA);
     expect(bad).not.toContain(got);
-    const lines = raw(k, seq);
+    const lines = levelled(k, seq);
     expect(lines.filter((l) => l.includes("Bad page state")).sort()).toEqual(
       bad.map((p) => `<1>BUG: Bad page state in process dmauser  pfn:${p.toString(16).padStart(5, "0")}`).sort(),
     );
@@ -591,7 +563,7 @@ describe("check_new_page() when the allocator hands out a bad free page", () => 
     const got = k.mm.alloc_pages(GFP_DMA, 0);
     expect(got).toBeGreaterThan(0);
     expect(bad).not.toContain(got);
-    const lines = raw(k, seq);
+    const lines = levelled(k, seq);
     expect(lines.filter((l) => l.includes("page dumped because"))).toEqual(bad.map(() => "<1>page dumped because: nonzero _count"));
     for (const p of bad) {
       const at = lines.indexOf(`<1>BUG: Bad page state in process swapper/0  pfn:${p.toString(16).padStart(5, "0")}`);
@@ -659,7 +631,7 @@ describe("get_page() / put_page() on RAM pages", () => {
     expect(k.mm.pageAlloc.isBuddyHead(inside)).toBe(false);
     const seq = k.log.nextSeq;
     expect(() => k.sched.runAs("getter", () => k.mm.get_page(inside))).toThrow(KernelOops);
-    const lines = raw(k, seq);
+    const lines = levelled(k, seq);
     expect(lines.slice(0, 9)).toEqual([
       ...dumpLines(inside, { count: 0, mapcount: 0, rawMapcount: -1, zone: ZONE_DMA32, flags: 0 }),
       "<1>page dumped because: VM_BUG_ON_PAGE(page_ref_count(page) <= 0)",
@@ -670,7 +642,7 @@ describe("get_page() / put_page() on RAM pages", () => {
       expect.stringMatching(/^<4>CPU: 0 PID: \d+ Comm: getter Not tainted /),
     ]);
     expect(lines.some((l) => /^<4>---\[ end trace [0-9a-f]{16} \]---$/.test(l))).toBe(true);
-    expect(k.tainted()).toBe(tainted(k, { [TAINT_DIE]: "D" }));
+    expect(k.tainted()).toBe(tainted("D"));
     expect(k.mm.page_ref_count(inside), "BUG() stopped before the increment").toBe(0);
 
     // The kernel keeps working.
@@ -692,7 +664,7 @@ describe("get_page() / put_page() on RAM pages", () => {
     k.mm.__free_pages(p, 0);
     const seq = k.log.nextSeq;
     expect(() => k.mm.get_page(p + 1)).toThrow(KernelOops);
-    expect(raw(k, seq)).toContain("<2>kernel BUG at include/linux/mm.h!");
+    expect(levelled(k, seq)).toContain("<2>kernel BUG at include/linux/mm.h!");
   });
 
   it("put_page() on a free buddy page is VM_BUG_ON_PAGE(page_ref_count(page) == 0), dumped with mapcount:-128", async () => {

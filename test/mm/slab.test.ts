@@ -12,33 +12,8 @@ import { PG_slab } from "../../core/mm/page-flags.ts";
 import { KBuf, KMALLOC_MAX_CACHE_SIZE, ZERO_SIZE_PTR } from "../../core/mm/slab.ts";
 import { TAINT_BAD_PAGE } from "../../core/taint.ts";
 import type { KernelVersion } from "../../core/version.ts";
-import { boot, messages } from "../helpers/kernel.ts";
-
-function meminfo(k: Kernel): Map<string, number> {
-  const out = new Map<string, number>();
-  for (const line of k.read("/proc/meminfo").split("\n")) {
-    const m = /^([A-Za-z0-9_()]+):\s+(\d+) kB$/.exec(line);
-    if (m) out.set(m[1]!, Number(m[2]));
-  }
-  return out;
-}
-
-function raw(k: Kernel, since: number): string[] {
-  const out: string[] = [];
-  for (const r of k.log.records(since)) for (const line of r.text.replace(/\n$/, "").split("\n")) out.push(`<${r.level}>${line}`);
-  return out;
-}
-
-function tainted(k: Kernel, set: Record<number, string>): string {
-  let s = "";
-  for (let i = 0; i < k.taint.count; i++) s += set[i] ?? (i === 0 ? "G" : " ");
-  return "Tainted: " + s;
-}
-
-function pageFlags(k: Kernel, pfn: number): number {
-  const sec = k.mm.memmap.section(pfn);
-  return sec.flags[pfn - sec.startPfn]!;
-}
+import { boot, levelled, messages, tainted } from "../helpers/kernel.ts";
+import { meminfo, pageFlags } from "../helpers/mm.ts";
 
 const FS = "/sys/kernel/debug/failslab";
 
@@ -222,7 +197,7 @@ describe("kfree() of an object that is not allocated", () => {
     const before = meminfo(k);
     const seq = k.log.nextSeq;
     expect(() => k.mm.kfree(a)).not.toThrow();
-    const lines = raw(k, seq);
+    const lines = levelled(k, seq);
     expect(lines.slice(0, 3)).toEqual([
       "<3>" + "=".repeat(77),
       "<3>BUG kmalloc-64 (Not tainted): Object already free",
@@ -230,13 +205,13 @@ describe("kfree() of an object that is not allocated", () => {
     ]);
     expect(lines.some((l) => l.startsWith("<3>INFO: Slab 0x"))).toBe(true);
     expect(lines).toContain("<4>Disabling lock debugging due to kernel taint");
-    expect(k.tainted()).toBe(tainted(k, { [TAINT_BAD_PAGE]: "B" }));
+    expect(k.tainted()).toBe(tainted("B"));
     expect(meminfo(k), "nothing was freed twice").toEqual(before);
 
     // A second report shows the taint it already has.
     const seq2 = k.log.nextSeq;
     k.mm.kfree(a);
-    expect(messages(k, seq2)[1]).toBe(`BUG kmalloc-64 (${tainted(k, { [TAINT_BAD_PAGE]: "B" })}): Object already free`);
+    expect(messages(k, seq2)[1]).toBe(`BUG kmalloc-64 (${tainted("B")}): Object already free`);
 
     // The allocator carries on: the slot is handed out once, not twice.
     const b = k.mm.kmalloc(64, GFP_KERNEL)!;
@@ -314,7 +289,7 @@ describe("failslab through /sys/kernel/debug/failslab", () => {
       arm(k, { wait: "N", verbose: "1", times: "1", probability: "100" });
       const seq = k.log.nextSeq;
       expect(k.mm.kmalloc(64, GFP_KERNEL)).toBeNull();
-      expect(raw(k, seq)).toEqual([
+      expect(levelled(k, seq)).toEqual([
         "<5>FAULT_INJECTION: forcing a failure.",
         "<5>name failslab, interval 1, probability 100, space 0, times 1",
       ]);

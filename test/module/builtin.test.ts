@@ -3,10 +3,9 @@
 // teardown. Out-of-tree code is never built in.
 
 import { describe, expect, it } from "vitest";
-import { KernelError } from "../../core/errno.ts";
 import type { Kernel } from "../../core/kernel.ts";
 import { ko } from "../helpers/build.ts";
-import { boot } from "../helpers/kernel.ts";
+import { boot, insmodError } from "../helpers/kernel.ts";
 
 const DRIVER = `
 import {
@@ -112,8 +111,7 @@ describe("a driver run isolated and built-in", () => {
   it("refuses to build in an out-of-tree module: that code always runs isolated", async () => {
     const k = await boot({ version: "5.0" });
     const seq = k.log.nextSeq;
-    const err = (await k.insmod(await ko("cmp", DRIVER, { kernel: "5.0" }), { builtin: true }).catch((e: unknown) => e)) as KernelError;
-    expect(err).toBeInstanceOf(KernelError);
+    const err = await insmodError(k, await ko("cmp", DRIVER, { kernel: "5.0" }), { builtin: true });
     expect(err.errno).toBe(1);
     expect(err.message).toBe("insmod: ERROR: could not insert module module.ko: Operation not permitted");
     expect(k.log.messages(seq)).toEqual(["kemu: cmp: only in-tree modules can be built in; load it isolated, or build it with intree"]);

@@ -21,7 +21,7 @@ import { ConfigError } from "../../core/config.ts";
 import type { Kernel } from "../../core/kernel.ts";
 import type { KernelVersion } from "../../core/version.ts";
 import { buildSource, ko } from "../helpers/build.ts";
-import { boot, insmodError, rmmodError } from "../helpers/kernel.ts";
+import { boot, insmodError, rmmodError, tainted } from "../helpers/kernel.ts";
 
 /** Small limits keep the suite fast: a looping driver is stopped after 50 ms. */
 const LIMITS = { moduleTimeoutMs: 50, moduleHeap: "16M" } as const;
@@ -136,14 +136,6 @@ module_exit(() => { printk(KERN_INFO + "hello: bye\\n"); });
 const INIT_LINE = "crashy: init: 32 bytes, crashy, crashy_own, driver 0";
 const PROBE_LINE = "crashy: probe crashy: 128 bytes, crashy-devm";
 
-/** 18 taint columns in 4.19-5.0: P F S R M B U D A W C I O E L K X T. */
-function taints(letters: string): string {
-  const cols = "PFSRMBUDAWCIOELKXT";
-  return "Tainted: " + [...cols].map((c, i) => (letters.includes(c) ? c : i === 0 ? "G" : " ")).join("");
-}
-
-
-
 interface ReportSpec {
   mod: string;
   fault: Fault;
@@ -218,7 +210,7 @@ describe("a driver that fails in its init", () => {
         const msgs = k.log.messages(seq);
         expect(msgs.slice(0, 2)).toEqual(["crashy: loading out-of-tree module taints kernel.", INIT_LINE]);
         expectReport(msgs, { mod: "crashy", fault, comm: "insmod", linked: "crashy(O+)", fn: fault === "heap" ? undefined : "crashy_fail" });
-        expect(k.tainted()).toBe(taints(fault === "loop" ? "DOL" : "DO"));
+        expect(k.tainted()).toBe(tainted(fault === "loop" ? "DOL" : "DO"));
         // Torn down: off the module list, its device, driver, region and memory gone.
         expect(k.read("/proc/modules")).toBe("");
         expect(remains(k)).toEqual(NOTHING);
@@ -253,7 +245,7 @@ describe("a driver that fails in its exit", () => {
       expect(msgs[0]).toBe("crashy: exit");
       // Going: "(O-)" as module_flags() prints a module in MODULE_STATE_GOING.
       expectReport(msgs, { mod: "crashy", fault, comm: "rmmod", linked: "crashy(O-)", fn: fault === "heap" ? undefined : "crashy_fail" });
-      expect(k.tainted()).toBe(taints(fault === "loop" ? "DOL" : "DO"));
+      expect(k.tainted()).toBe(tainted(fault === "loop" ? "DOL" : "DO"));
       expect(k.read("/proc/modules")).toBe("");
       expect(remains(k)).toEqual(NOTHING);
       expect(k.checkInvariants()).toEqual([]);
@@ -277,7 +269,7 @@ describe("a driver that fails in a callback", () => {
       // really_probe(): the devres of the failed probe is released (crashy's actions are not
       // called: its code is dead), then the failure is reported; trigger goes on.
       expect(after).toEqual(["crashy: probe of crashy failed with error -14", "trigger: registered crashy"]);
-      expect(k.tainted()).toBe(taints(fault === "loop" ? "DOL" : "DO"));
+      expect(k.tainted()).toBe(tainted(fault === "loop" ? "DOL" : "DO"));
       expect(k.read("/proc/modules")).toMatch(/^trigger 4096 0 - Live 0xffffffffc\w+ \(O\)\n$/);
       // The device stays, unbound and without devres; crashy is gone with all it held.
       expect(k.base.devices.find((d) => d.name === "crashy")?.devres).toEqual([]);
@@ -434,7 +426,7 @@ module_exit(() => {});
     expect(msgs).toContain("Modules linked in: catcher(O+)");
     // Nothing the driver printed after the call: not its catch, not the line after it.
     expect(msgs.filter((l) => l.startsWith("catcher: caught") || l === "catcher: still running")).toEqual([]);
-    expect(k.tainted()).toBe(taints("DO"));
+    expect(k.tainted()).toBe(tainted("DO"));
     expect(k.read("/proc/modules")).toBe("");
     expect(k.checkInvariants()).toEqual([]);
   });
@@ -452,7 +444,7 @@ describe("built-in drivers ({ builtin: true }) are contained too", () => {
     const msgs = k.log.messages(seq);
     expect(msgs[0]).toBe(INIT_LINE);
     expectReport(msgs, { mod: "crashy", fault: "throw", comm: "insmod", linked: "crashy(+)", fn: "crashy_fail" });
-    expect(k.tainted()).toBe(taints("D"));
+    expect(k.tainted()).toBe(tainted("D"));
     expect(k.read("/proc/modules")).toBe("");
     expect(remains(k)).toEqual(NOTHING);
     expect(k.checkInvariants()).toEqual([]);

@@ -7,49 +7,17 @@
 
 import { describe, expect, it } from "vitest";
 import { KernelError } from "../../core/errno.ts";
-import type { Kernel } from "../../core/kernel.ts";
 import { get_modinfo } from "../../core/module/ko.ts";
-import { symversLine } from "../../core/module/ksymtab.ts";
 import { O_NONBLOCK, O_TRUNC } from "../../core/module/loader.ts";
 import type { KernelVersion } from "../../core/version.ts";
-import type { BuildOptions } from "../../sdk/build/build.ts";
 import { buildSource, ko, rewriteKo } from "../helpers/build.ts";
-import { boot, insmodError, rmmodError } from "../helpers/kernel.ts";
+import { boot, insmodError, lsmodLine, procModules, rmmodError, tainted } from "../helpers/kernel.ts";
 
 const VERSIONS: KernelVersion[] = ["4.19", "4.20", "5.0"];
 const ENOENT = 2;
 const ENOEXEC = 8;
 const EWOULDBLOCK = 11;
 const EINVAL = 22;
-
-/** print_tainted() of 4.19-5.0 (18 flags, P..T): a column per flag, 'G' when P is clear. */
-function tainted(set: string): string {
-  return "Tainted: " + [..."PFSRMBUDAWCIOELKXT"].map((c, i) => (set.includes(c) ? c : i === 0 ? "G" : " ")).join("");
-}
-
-/** /proc/modules with the size and the address (both layout details) replaced. */
-function procModules(k: Kernel): string {
-  return k.read("/proc/modules").replace(/^(\S+) \d+ /gm, "$1 SIZE ").replace(/ 0x[0-9a-f]{16}/g, " ADDR");
-}
-
-/** printf("%-19s %8ld  %d", name, size, refcnt) and " holder" as kmod's lsmod prints a module. */
-function lsmodLine(k: Kernel, name: string, refcnt: number, holders = ""): string {
-  const m = new RegExp(`^${name} (\\d+) `, "m").exec(k.read("/proc/modules"));
-  if (!m) throw new Error(`${name} is not in /proc/modules`);
-  return `${name.padEnd(19)} ${m[1]!.padStart(8)}  ${refcnt}${holders ? " " + holders : ""}`;
-}
-
-
-
-/**
- * The Module.symvers modpost writes for an external module (4.19-5.3 layout: crc, symbol,
- * module, export type). The builder has no output for it, so it is written here from the
- * built image's __ksymtab entries, the way modpost's write_dump() does.
- */
-async function symvers(name: string, source: string, opts: Omit<BuildOptions, "entry"> = {}): Promise<string> {
-  const r = await buildSource(name, source, opts);
-  return r.image.exports.map((e) => symversLine(e.crc, e.name, name, e.class)).join("\n") + "\n";
-}
 
 /** The exporter: one plain export, one GPL-only export. */
 const ALPHA = `
@@ -92,12 +60,11 @@ k.module_exit(() => {});
 `;
 }
 
-
 describe("a module using another module's exports (R1, U2)", () => {
   for (const version of VERSIONS) {
     it(`${version}: values round-trip; "Used by", depends=, rmmod refused until the user is gone`, async () => {
       const k = await boot({ version, kconfig: { MODULE_FORCE_UNLOAD: true } });
-      const sv = await symvers("alpha", ALPHA, { kernel: version });
+      const sv = (await buildSource("alpha", ALPHA, { kernel: version })).symvers;
       expect(sv).toBe("0x00000000\talpha_add\talpha\tEXPORT_SYMBOL\n0x00000000\talpha_tag\talpha\tEXPORT_SYMBOL_GPL\n");
       const beta = await buildSource("beta", user("beta"), { kernel: version, symvers: [sv] });
       // modpost records the owner of each module symbol in depends=.
@@ -135,7 +102,7 @@ describe("a module using another module's exports (R1, U2)", () => {
 
   it("several users: print_unload_info() lists them newest first (list_add() at the head of source_list)", async () => {
     const k = await boot({ version: "4.20" });
-    const sv = await symvers("alpha", ALPHA, { kernel: "4.20" });
+    const sv = (await buildSource("alpha", ALPHA, { kernel: "4.20" })).symvers;
     await k.insmod(await ko("alpha", ALPHA, { kernel: "4.20" }));
     await k.insmod(await ko("beta", user("beta"), { kernel: "4.20", symvers: [sv] }));
     await k.insmod(await ko("gamma", user("gamma"), { kernel: "4.20", symvers: [sv] }));
@@ -148,7 +115,7 @@ describe("a module using another module's exports (R1, U2)", () => {
 
   it("an exporter still being formed (UNFORMED) is skipped: its exports are not found yet", async () => {
     const k = await boot({ version: "4.20" });
-    const sv = await symvers("alpha", ALPHA, { kernel: "4.20" });
+    const sv = (await buildSource("alpha", ALPHA, { kernel: "4.20" })).symvers;
     const alpha = await ko("alpha", ALPHA, { kernel: "4.20" });
     const beta = await ko("beta", user("beta"), { kernel: "4.20", symvers: [sv] });
     const seq = k.log.nextSeq;
@@ -169,7 +136,7 @@ describe("a module using another module's exports (R1, U2)", () => {
 
   it("a load that fails after linking to the exporter (init < 0) leaves no use link and no reference", async () => {
     const k = await boot({ version: "5.0" });
-    const sv = await symvers("alpha", ALPHA, { kernel: "5.0" });
+    const sv = (await buildSource("alpha", ALPHA, { kernel: "5.0" })).symvers;
     await k.insmod(await ko("alpha", ALPHA, { kernel: "5.0" }));
     const e = await insmodError(k, await ko("beta", user("beta", "GPL", "return -k.EIO;"), { kernel: "5.0", symvers: [sv] }));
     expect(e.errno).toBe(5);
@@ -181,7 +148,7 @@ describe("a module using another module's exports (R1, U2)", () => {
   it("an exporter whose base reference is gone cannot be linked to: ref_module() fails with -ENOENT", async () => {
     // strong_try_module_get() -> try_module_get() fails once refcnt is 0.
     const k = await boot({ version: "4.20" });
-    const sv = await symvers("alpha", ALPHA, { kernel: "4.20" });
+    const sv = (await buildSource("alpha", ALPHA, { kernel: "4.20" })).symvers;
     const alpha = await k.insmod(await ko("alpha", ALPHA, { kernel: "4.20" }));
     k.modules.module_put(alpha);
     const seq = k.log.nextSeq;
@@ -197,7 +164,7 @@ describe("GPL-only exports between modules (T2, R1, R5, P4)", () => {
   for (const version of VERSIONS) {
     it(`${version}: a proprietary module cannot see an EXPORT_SYMBOL_GPL export: Unknown symbol (err -2)`, async () => {
       const k = await boot({ version });
-      const sv = await symvers("alpha", ALPHA, { kernel: version });
+      const sv = (await buildSource("alpha", ALPHA, { kernel: version })).symvers;
       // modpost refuses it outright...
       const refused = await buildSource("pbeta", user("pbeta", "Proprietary"), { kernel: version, symvers: [sv] }).catch((x: unknown) => x);
       expect((refused as { errors: string[] }).errors).toEqual(["FATAL: modpost: GPL-incompatible module pbeta.ko uses GPL-only symbol 'alpha_tag'"]);
@@ -247,8 +214,8 @@ k.module_init(() => { k.printk(k.KERN_INFO + "blob: %s\\n", shim_tag("via shim")
 k.module_exit(() => {});
 `;
       const k = await boot({ version });
-      const alphaSv = await symvers("alpha", ALPHA, { kernel: version });
-      const shimSv = await symvers("shim", SHIM, { kernel: version, symvers: [alphaSv] });
+      const alphaSv = (await buildSource("alpha", ALPHA, { kernel: version })).symvers;
+      const shimSv = (await buildSource("shim", SHIM, { kernel: version, symvers: [alphaSv] })).symvers;
       expect(shimSv).toBe("0x00000000\tshim_tag\tshim\tEXPORT_SYMBOL\n");
       await k.insmod(await ko("alpha", ALPHA, { kernel: version }));
       await k.insmod(await ko("shim", SHIM, { kernel: version, symvers: [alphaSv] }));
@@ -267,7 +234,6 @@ k.module_exit(() => {});
     });
   }
 });
-
 
 describe("symbols that do not resolve (R4)", () => {
   it("every missing symbol gets its own Unknown symbol line; the load fails with -ENOENT", async () => {
@@ -299,7 +265,7 @@ k.module_exit(() => {});
 
   it("the last failing symbol's error is what init_module() returns (a CRC mismatch is -EINVAL)", async () => {
     const k = await boot({ version: "4.20", kconfig: { MODVERSIONS: true } });
-    const sv = await symvers("alpha", ALPHA, { kernel: "4.20", modversions: true });
+    const sv = (await buildSource("alpha", ALPHA, { kernel: "4.20", modversions: true })).symvers;
     // A symvers whose CRC for alpha_add is not the one alpha was built with.
     const crc = /^(0x[0-9a-f]{8})\talpha_add\t/m.exec(sv)![1]!;
     const bad = sv.replace(`${crc}\talpha_add`, `0x${((parseInt(crc, 16) ^ 1) >>> 0).toString(16).padStart(8, "0")}\talpha_add`);
@@ -403,7 +369,7 @@ k.module_exit(() => {});
 
   it("exporting a name another module exports: \"(owned by <module>)\"; links made before the check are dropped", async () => {
     const k = await boot({ version: "5.0" });
-    const sv = await symvers("alpha", ALPHA, { kernel: "5.0" });
+    const sv = (await buildSource("alpha", ALPHA, { kernel: "5.0" })).symvers;
     const DUPM = `
 import * as k from "kemu/kernel";
 import { alpha_tag } from "kemu/extern";
@@ -423,7 +389,6 @@ k.module_exit(() => {});
     k.rmmod("alpha");
   });
 });
-
 
 describe("symbol_get() and symbol_put() (__symbol_get is EXPORT_SYMBOL_GPL)", () => {
   const GETTER = `

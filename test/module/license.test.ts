@@ -13,16 +13,11 @@
 
 import { describe, expect, it } from "vitest";
 import { get_modinfo, modinfoEntries, parseKo } from "../../core/module/ko.ts";
-import { buildSource, ko, rewriteKo } from "../helpers/build.ts";
-import { boot, insmodError } from "../helpers/kernel.ts";
+import { buildSource, ko, setModinfo, withModinfo } from "../helpers/build.ts";
+import { boot, insmodError, tainted } from "../helpers/kernel.ts";
 
 const DISABLING = "Disabling lock debugging due to kernel taint";
 const VERSIONS = ["4.19", "4.20", "5.0"] as const;
-
-/** taint_flags[] of 4.19-5.0 (TAINT_FLAGS_COUNT 18): print_tainted() with the letters in `set`. */
-function taintedString(set: string): string {
-  return "Tainted: " + [..."PFSRMBUDAWCIOELKXT"].map((c, i) => (set.includes(c) ? c : i === 0 ? "G" : " ")).join("");
-}
 
 /** A module that calls get_dev_pagemap() (EXPORT_SYMBOL_GPL in 4.19, 4.20 and 5.0) from init. */
 function gplUser(name: string, license: string | null): string {
@@ -51,18 +46,10 @@ module_exit(() => {});
 `;
 }
 
-/** Rewrite .modinfo as NUL-separated entries. */
-function withModinfo(bytes: Uint8Array, change: (entries: string[]) => string[]): Uint8Array {
-  return rewriteKo(bytes, (img) => {
-    img.modinfo = change(img.modinfo.split("\0")).join("\0");
-  });
-}
-
 /** The module with its license= entries replaced by one (first) entry, or none. */
 function relicense(bytes: Uint8Array, license: string | null): Uint8Array {
   return withModinfo(bytes, (e) => [...(license === null ? [] : [`license=${license}`]), ...e.filter((x) => !x.startsWith("license="))]);
 }
-
 
 const UNKNOWN_SYMBOL = "insmod: ERROR: could not insert module module.ko: Unknown symbol in module";
 
@@ -100,7 +87,7 @@ describe("GPL-compatible licenses (L1): exactly six strings", () => {
         "lic: Unknown symbol get_dev_pagemap (err -2)",
       ]);
       // The P taint was applied before the symbols were resolved and stays after the failure.
-      expect(k.tainted()).toBe(taintedString("P"));
+      expect(k.tainted()).toBe(tainted("P"));
       expect(k.read("/proc/sys/kernel/tainted")).toBe("1\n");
       expect(k.read("/proc/modules")).toBe("");
     });
@@ -122,10 +109,10 @@ describe("GPL-compatible licenses (L1): exactly six strings", () => {
     expect(k.log.messages(seq)).toEqual(["bsdmod: module license 'BSD' taints kernel.", DISABLING, "bsdmod: up"]);
     expect(mod.taints).toBe(1);
     expect(k.read("/proc/modules")).toMatch(/^bsdmod \d+ 0 - Live 0x[0-9a-f]{16} \(P\)\n$/);
-    expect(k.tainted()).toBe(taintedString("P"));
+    expect(k.tainted()).toBe(tainted("P"));
     k.rmmod("bsdmod");
     // T6: unloading clears nothing.
-    expect(k.tainted()).toBe(taintedString("P"));
+    expect(k.tainted()).toBe(tainted("P"));
   });
 });
 
@@ -210,7 +197,7 @@ describe("reading the license from .modinfo (L2-L4)", () => {
     const err = await insmodError(k, r.ko);
     expect(err.errno).toBe(2);
     expect(k.log.messages(seq)).toEqual(["nolic: module license 'unspecified' taints kernel.", DISABLING, "nolic: Unknown symbol get_dev_pagemap (err -2)"]);
-    expect(k.tainted()).toBe(taintedString("P"));
+    expect(k.tainted()).toBe(tainted("P"));
   });
 });
 
@@ -232,7 +219,7 @@ describe("when the license lines are printed (T1, L5)", () => {
       // Quiet, but the second module is proprietary all the same.
       expect(second.taints).toBe(1 | (1 << 12));
       expect(k.read("/proc/modules")).toMatch(/^second \d+ 0 - Live 0x[0-9a-f]{16} \(PO\)\nfirst \d+ 0 - Live 0x[0-9a-f]{16} \(PO\)\n$/);
-      expect(k.tainted()).toBe(taintedString("PO"));
+      expect(k.tainted()).toBe(tainted("PO"));
       expect(k.log.messages(seq).filter((m) => m === DISABLING)).toHaveLength(1);
     });
   }
@@ -242,7 +229,7 @@ describe("when the license lines are printed (T1, L5)", () => {
     const seq = k.log.nextSeq;
     k.write("/proc/sys/kernel/tainted", "1");
     expect(k.log.messages(seq)).toEqual([]);
-    expect(k.tainted()).toBe(taintedString("P"));
+    expect(k.tainted()).toBe(tainted("P"));
     await k.insmod(await ko("late", plainUser("late", "Proprietary"), { kernel: "5.0", intree: true }));
     expect(k.log.messages(seq)).toEqual([DISABLING, "late: up"]);
     expect(k.read("/proc/modules")).toMatch(/\(P\)\n$/);
@@ -264,7 +251,7 @@ describe("name overrides (T5): by mod->name, exact", () => {
       ]);
       expect(mod.taints).toBe(1 << 12);
       expect(k.read("/proc/modules")).toMatch(/^ndiswrapper \d+ 0 - Live 0x[0-9a-f]{16} \(O\)\n$/);
-      expect(k.tainted()).toBe(taintedString("PO"));
+      expect(k.tainted()).toBe(tainted("PO"));
       expect(k.read("/proc/sys/kernel/tainted")).toBe("4097\n");
     });
   }
@@ -282,7 +269,7 @@ describe("name overrides (T5): by mod->name, exact", () => {
         `${name}: module license taints kernel.`,
         `${name}: Unknown symbol get_dev_pagemap (err -2)`,
       ]);
-      expect(k.tainted()).toBe(taintedString("PO"));
+      expect(k.tainted()).toBe(tainted("PO"));
     });
 
     it(`${name} with plain symbols loads, shown (PO) in /proc/modules`, async () => {
@@ -322,7 +309,7 @@ describe("name overrides (T5): by mod->name, exact", () => {
   it("the override follows mod->name (.gnu.linkonce.this_module), not the modinfo name= tag", async () => {
     const k = await boot({ version: "5.0" });
     const base = await ko("lve", plainUser("lve", "GPL"), { kernel: "5.0", intree: true });
-    const file = withModinfo(base, (e) => e.map((x) => (x.startsWith("name=") ? "name=notlve" : x)));
+    const file = setModinfo(base, "name", "notlve");
     const seq = k.log.nextSeq;
     const mod = await k.insmod(file);
     expect(k.log.messages(seq)).toEqual([DISABLING, "lve: module license taints kernel.", "lve: up"]);
@@ -361,7 +348,7 @@ module_exit(() => {
       const mod = await k.insmod(r.ko);
       expect(k.log.messages(seq)).toEqual(["mapper: loading out-of-tree module taints kernel.", "mapper: devm_memremap_pages() = -22"]);
       expect(mod.taints).toBe(1 << 12);
-      expect(k.tainted()).toBe(taintedString("O"));
+      expect(k.tainted()).toBe(tainted("O"));
       k.rmmod("mapper");
     });
   }
@@ -398,7 +385,7 @@ module_exit(() => {
       DISABLING,
       "mapper: Unknown symbol devm_memremap_pages (err -2)",
     ]);
-    expect(k.tainted()).toBe(taintedString("PO"));
+    expect(k.tainted()).toBe(tainted("PO"));
     expect(k.read("/proc/modules")).toBe("");
   });
 });

@@ -8,11 +8,11 @@
 // __versions section at all. Module.symvers is the 4.19-5.3 four-field layout.
 
 import { describe, expect, it } from "vitest";
-import { get_modinfo, parseKo, type KoImage } from "../../core/module/ko.ts";
+import { get_modinfo, parseKo } from "../../core/module/ko.ts";
 import { kernelSymbol, moduleSymvers, symbolCrc } from "../../core/module/ksymtab.ts";
 import type { KernelVersion } from "../../core/version.ts";
-import { buildSource, ko, rewriteKo } from "../helpers/build.ts";
-import { boot, insmodError } from "../helpers/kernel.ts";
+import { buildSource, ko, rewriteKo, setModinfo } from "../helpers/build.ts";
+import { boot, insmodError, tainted } from "../helpers/kernel.ts";
 
 const VERSIONS = ["4.19", "4.20", "5.0"] as const;
 const RELEASE: Record<KernelVersion, string> = { "4.19": "4.19.0", "4.20": "4.20.0", "5.0": "5.0.0" };
@@ -45,15 +45,10 @@ module_exit(() => {});
 
 const OOT = (m: string) => `${m}: loading out-of-tree module taints kernel.`;
 const LOCKDEP = "Disabling lock debugging due to kernel taint";
-/** print_tainted() with 18 flags (4.19-5.0): O, F+O, F. */
-const TAINT_O = "Tainted: G           O     ";
-const TAINT_FO = "Tainted: GF          O     ";
-const TAINT_F = "Tainted: GF                ";
 
 function crcOf(name: string, version: KernelVersion): number {
   return symbolCrc(kernelSymbol(name)!, version);
 }
-
 
 function insmodMessage(text: string): string {
   return `insmod: ERROR: could not insert module module.ko: ${text}`;
@@ -67,15 +62,6 @@ function withVersion(file: Uint8Array, name: string, crc: number | null): Uint8A
     expect(i, `${name} in __versions`).toBeGreaterThanOrEqual(0);
     if (crc === null) v.splice(i, 1);
     else v[i] = { name, crc };
-  });
-}
-
-function withModinfo(file: Uint8Array, tag: string, value: string): Uint8Array {
-  return rewriteKo(file, (img: KoImage) => {
-    img.modinfo = img.modinfo
-      .split("\0")
-      .map((e) => (e.startsWith(tag + "=") ? `${tag}=${value}` : e))
-      .join("\0");
   });
 }
 
@@ -94,7 +80,7 @@ describe("a module built with modversions on a MODVERSIONS kernel", () => {
       const seq = k.log.nextSeq;
       await k.insmod(file);
       expect(k.log.messages(seq)).toEqual([OOT("hello"), "hello: loaded"]);
-      expect(k.tainted()).toBe(TAINT_O);
+      expect(k.tainted()).toBe(tainted("O"));
       expect(k.read("/proc/modules")).toMatch(/^hello \d+ 0 - Live 0x[0-9a-f]+ \(O\)\n$/);
       k.rmmod("hello");
     });
@@ -113,7 +99,7 @@ describe("a module built with modversions on a MODVERSIONS kernel", () => {
 
 describe("same_magic(): with CRCs, the release before the first space is not compared", () => {
   it("a module from another 4.20 sublevel loads when it has __versions", async () => {
-    const file = withModinfo(await ko("hello", HELLO, { kernel: "4.20", modversions: true }), "vermagic", "4.20.17 SMP mod_unload modversions ");
+    const file = setModinfo(await ko("hello", HELLO, { kernel: "4.20", modversions: true }), "vermagic", "4.20.17 SMP mod_unload modversions ");
     const k = await boot({ version: "4.20", kconfig: MV });
     const seq = k.log.nextSeq;
     await k.insmod(file);
@@ -150,7 +136,7 @@ describe("same_magic(): with CRCs, the release before the first space is not com
   });
 
   it("everything after the first space is still compared", async () => {
-    const file = withModinfo(await ko("hello", HELLO, { kernel: "4.20", modversions: true }), "vermagic", "4.20.0 mod_unload modversions ");
+    const file = setModinfo(await ko("hello", HELLO, { kernel: "4.20", modversions: true }), "vermagic", "4.20.0 mod_unload modversions ");
     const k = await boot({ version: "4.20", kconfig: MV });
     const seq = k.log.nextSeq;
     const err = await insmodError(k, file);
@@ -160,7 +146,7 @@ describe("same_magic(): with CRCs, the release before the first space is not com
 
   it("without CONFIG_MODVERSIONS same_magic() is a plain strcmp, __versions or not", async () => {
     // A module with __versions whose vermagic names another sublevel and no 'modversions '.
-    const file = withModinfo(await ko("hello", HELLO, { kernel: "4.20", modversions: true }), "vermagic", "4.20.17 SMP mod_unload ");
+    const file = setModinfo(await ko("hello", HELLO, { kernel: "4.20", modversions: true }), "vermagic", "4.20.17 SMP mod_unload ");
     const k = await boot({ version: "4.20" });
     const seq = k.log.nextSeq;
     const err = await insmodError(k, file);
@@ -170,7 +156,7 @@ describe("same_magic(): with CRCs, the release before the first space is not com
   });
 
   it("without __versions the whole vermagic is compared (after the forced module_layout)", async () => {
-    const file = rewriteKo(withModinfo(await ko("hello", HELLO, { kernel: "4.20", modversions: true }), "vermagic", "4.20.17 SMP mod_unload modversions "), (img) => {
+    const file = rewriteKo(setModinfo(await ko("hello", HELLO, { kernel: "4.20", modversions: true }), "vermagic", "4.20.17 SMP mod_unload modversions "), (img) => {
       img.versions = null;
     });
     const k = await boot({ version: "4.20", kconfig: MV_FORCE });
@@ -182,7 +168,7 @@ describe("same_magic(): with CRCs, the release before the first space is not com
       LOCKDEP,
       "hello: version magic '4.20.17 SMP mod_unload modversions ' should be '4.20.0 SMP mod_unload modversions '",
     ]);
-    expect(k.tainted()).toBe(TAINT_F);
+    expect(k.tainted()).toBe(tainted("F"));
   });
 });
 
@@ -223,12 +209,12 @@ describe("check_modstruct_version(): module_layout", () => {
       LOCKDEP,
       "hello: version magic '4.20.0 SMP mod_unload ' should be '4.20.0 SMP mod_unload modversions '",
     ]);
-    expect(k.tainted()).toBe(TAINT_F);
+    expect(k.tainted()).toBe(tainted("F"));
   });
 
   it("the CRC lines name the module by its .modinfo name (info->name), the taint lines by struct module's", async () => {
     const base = await ko("hello", HELLO, { kernel: "4.20", modversions: true });
-    const file = withVersion(withModinfo(base, "name", "hello_info"), "module_layout", 0xdeadbeef);
+    const file = withVersion(setModinfo(base, "name", "hello_info"), "module_layout", 0xdeadbeef);
     const k = await boot({ version: "4.20", kconfig: MV });
     const seq = k.log.nextSeq;
     await insmodError(k, file);
@@ -251,7 +237,7 @@ describe("check_version() for each symbol the module uses", () => {
         "hello: Unknown symbol printk (err -22)",
       ]);
       // The taints of check_modinfo() stay; the module is gone.
-      expect(k.tainted()).toBe(TAINT_O);
+      expect(k.tainted()).toBe(tainted("O"));
       expect(k.read("/proc/modules")).toBe("");
     });
   }
@@ -262,7 +248,7 @@ describe("check_version() for each symbol the module uses", () => {
     let seq = k.log.nextSeq;
     await k.insmod(a);
     expect(k.log.messages(seq)).toEqual([OOT("hello"), "hello: no symbol version for printk", "hello: loaded"]);
-    expect(k.tainted()).toBe(TAINT_O);
+    expect(k.tainted()).toBe(tainted("O"));
     // pr_warn_once(): a second module missing a version, even module_layout, says nothing.
     const b = withVersion(withVersion(await ko("hello2", HELLO, { kernel: "4.20", modversions: true }), "printk", null), "module_layout", null);
     seq = k.log.nextSeq;
@@ -304,7 +290,7 @@ describe("a module with no __versions at all (modprobe --force did this)", () =>
       await k.insmod(file);
       // F is printed once: printk's check finds F already set.
       expect(k.log.messages(seq)).toEqual(["hello: module_layout: kernel tainted.", LOCKDEP, OOT("hello"), "hello: loaded"]);
-      expect(k.tainted()).toBe(TAINT_FO);
+      expect(k.tainted()).toBe(tainted("FO"));
       expect(k.read("/proc/modules")).toMatch(/^hello \d+ 0 - Live 0x[0-9a-f]+ \(FO\)\n$/);
       k.rmmod("hello");
     });
@@ -324,7 +310,7 @@ describe("check_module_license_and_versions(): exports without CRCs", () => {
     const err = await insmodError(k, await crclessCore());
     expect(err.errno).toBe(8);
     expect(k.log.messages(seq)).toEqual([OOT("gpucore")]);
-    expect(k.tainted()).toBe(TAINT_O);
+    expect(k.tainted()).toBe(tainted("O"));
     expect(k.read("/proc/modules")).toBe("");
   });
 
@@ -340,7 +326,7 @@ describe("check_module_license_and_versions(): exports without CRCs", () => {
     seq = k.log.nextSeq;
     await k.insmod(user);
     expect(k.log.messages(seq)).toEqual(["gpuuser: gpu_alloc(21) = 42"]);
-    expect(k.tainted()).toBe(TAINT_FO);
+    expect(k.tainted()).toBe(tainted("FO"));
     k.rmmod("gpuuser");
     k.rmmod("gpucore");
   });
@@ -350,7 +336,7 @@ describe("check_module_license_and_versions(): exports without CRCs", () => {
     const seq = k.log.nextSeq;
     await k.insmod(await ko("gpucore", GPUCORE, { kernel: "4.20" }));
     expect(k.log.messages(seq)).toEqual([OOT("gpucore")]);
-    expect(k.tainted()).toBe(TAINT_O);
+    expect(k.tainted()).toBe(tainted("O"));
   });
 });
 
@@ -400,7 +386,7 @@ describe("MODULE_INIT_IGNORE_MODVERSIONS (finit_module flag 1): the __versions s
     const seq = k.log.nextSeq;
     await k.insmod(file, { flags: 1 });
     expect(k.log.messages(seq)).toEqual(["hello: module_layout: kernel tainted.", LOCKDEP, OOT("hello"), "hello: loaded"]);
-    expect(k.tainted()).toBe(TAINT_FO);
+    expect(k.tainted()).toBe(tainted("FO"));
     expect(k.read("/proc/modules")).toMatch(/^hello \d+ 0 - Live 0x[0-9a-f]+ \(FO\)\n$/);
   });
 
@@ -409,7 +395,7 @@ describe("MODULE_INIT_IGNORE_MODVERSIONS (finit_module flag 1): the __versions s
     const seq = k.log.nextSeq;
     await k.insmod(await ko("hello", HELLO, { kernel: "4.20" }), { flags: 1 });
     expect(k.log.messages(seq)).toEqual([OOT("hello"), "hello: loaded"]);
-    expect(k.tainted()).toBe(TAINT_O);
+    expect(k.tainted()).toBe(tainted("O"));
   });
 });
 
@@ -432,6 +418,15 @@ describe("Module.symvers (4.19-5.3 layout: crc, symbol, module, export type)", (
       for (const l of without) expect(l).toMatch(/^0x00000000\t[A-Za-z_]\w*\tvmlinux\tEXPORT_SYMBOL(_GPL|_GPL_FUTURE)?$/);
     });
   }
+
+  it("4.20 lists hmm_devmem_remove, 5.0 no longer exports it and lists devm_memremap_pages as EXPORT_SYMBOL_GPL", () => {
+    const v420 = moduleSymvers("4.20", false);
+    expect(v420).toContain("0x00000000\thmm_devmem_add\tvmlinux\tEXPORT_SYMBOL\n");
+    expect(v420).toContain("0x00000000\thmm_devmem_remove\tvmlinux\tEXPORT_SYMBOL\n");
+    const v50 = moduleSymvers("5.0", false);
+    expect(v50).not.toContain("\thmm_devmem_remove\t");
+    expect(v50).toContain("0x00000000\tdevm_memremap_pages\tvmlinux\tEXPORT_SYMBOL_GPL\n");
+  });
 
   it("a module's exports: its own CRCs with modversions, 0x00000000 without", async () => {
     const src = `

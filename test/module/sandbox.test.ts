@@ -9,15 +9,11 @@
 // module code runs before the license and symbol checks.
 
 import { describe, expect, it } from "vitest";
-import { KernelError } from "../../core/errno.ts";
 import type { Kernel } from "../../core/kernel.ts";
 import { buildSource, ko, rewriteKo } from "../helpers/build.ts";
-import { boot } from "../helpers/kernel.ts";
+import { boot, insmodError, tainted } from "../helpers/kernel.ts";
 
 const LIMITS = { moduleTimeoutMs: 50, moduleHeap: "16M" } as const;
-
-/** Tainted string with only O (out-of-tree) set, 4.19-5.0. */
-const TAINT_O = "Tainted: G           O     ";
 
 const HELLO = `
 import { MODULE_LICENSE, module_init, module_exit, printk, KERN_INFO } from "kemu/kernel";
@@ -101,7 +97,7 @@ describe("no ambient authority inside an isolate", () => {
     it(`${what}: ${outcome}`, async () => {
       const k = await boot({ version: "5.0", ...LIMITS });
       expect(await run(k, attempt(body))).toEqual([`sbx: ${outcome}`]);
-      expect(k.tainted()).toBe(TAINT_O);
+      expect(k.tainted()).toBe(tainted("O"));
     });
   }
 
@@ -168,8 +164,7 @@ module_init(() => {
 module_exit(() => {});
 `;
     const seq = k.log.nextSeq;
-    const err = (await k.insmod(await ko("sbx", source)).catch((e: unknown) => e)) as KernelError;
-    expect(err).toBeInstanceOf(KernelError);
+    const err = await insmodError(k, await ko("sbx", source));
     expect(err.errno).toBe(14);
     const msgs = k.log.messages(seq);
     expect(msgs.slice(1, 3)).toEqual(["sbx: init done", "sbx: reaction runs"]);
@@ -216,7 +211,7 @@ module_exit(() => {});
     it("Atomics.wait() with no time-out is stopped by the module's time limit", async () => {
       const k = await boot({ version: "5.0", ...LIMITS });
       const seq = k.log.nextSeq;
-      const err = (await k.insmod(await ko("sbx", attempt("return Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0);"))).catch((e: unknown) => e)) as KernelError;
+      const err = await insmodError(k, await ko("sbx", attempt("return Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0);")));
       expect(err.errno).toBe(14);
       expect(k.log.messages(seq)).toContain("kemu: sbx: killed: did not return within 50 ms");
       await stillFine(k);
@@ -328,7 +323,7 @@ module_exit(() => {});
       refused("misuse", "dev_name", "handle 777777 does not exist (expected device)"),
       "misuse: dev_name = []",
     ]);
-    expect(k.tainted()).toBe(TAINT_O);
+    expect(k.tainted()).toBe(tainted("O"));
     k.rmmod("misuse");
     await stillFine(k);
   });
@@ -364,7 +359,7 @@ module_exit(() => {});
     k.rmmod("owner");
     expect(k.log.messages(seq).at(-1)).toBe(`owner: freed ${h}`);
     expect([...k.mm.slab.live].filter((b) => b.owner === "owner")).toEqual([]);
-    expect(k.tainted()).toBe(TAINT_O);
+    expect(k.tainted()).toBe(tainted("O"));
     await stillFine(k);
   });
 
@@ -381,7 +376,7 @@ module_exit(() => {});
     const h = Number(/^misuse: buffer (\d+)$/.exec(msgs[0] ?? "")?.[1]);
     expect(msgs).toEqual([`misuse: buffer ${h}`, refused("misuse", "kfree", `handle ${h} (kbuf) refers to an object that is gone`), "misuse: done"]);
     // No SLUB "Object already free" report, no taint B.
-    expect(k.tainted()).toBe(TAINT_O);
+    expect(k.tainted()).toBe(tainted("O"));
     k.rmmod("misuse");
     await stillFine(k);
   });
@@ -407,7 +402,7 @@ module_exit(() => {});
       refused("misuse", "platform_device_unregister", `handle ${p} (platform_device) refers to an object that is gone`),
       "misuse: done",
     ]);
-    expect(k.tainted()).toBe(TAINT_O);
+    expect(k.tainted()).toBe(tainted("O"));
     k.rmmod("misuse");
     await stillFine(k);
   });
@@ -439,7 +434,7 @@ module_exit(() => {});
       "misuse: freed",
     ]);
     expect([...k.mm.slab.live].filter((b) => b.owner === "misuse")).toEqual([]);
-    expect(k.tainted()).toBe(TAINT_O);
+    expect(k.tainted()).toBe(tainted("O"));
     k.rmmod("misuse");
     await stillFine(k);
   });
@@ -469,8 +464,7 @@ module_exit(() => {});
         const good = await ko("hm", TOP, builtin ? { intree: true } : {});
         const bad = rewriteKo(good, (img) => void (img.code = change(img.code)));
         const seq = k.log.nextSeq;
-        const err = (await k.insmod(bad, { builtin }).catch((e: unknown) => e)) as KernelError;
-        expect(err).toBeInstanceOf(KernelError);
+        const err = await insmodError(k, bad, { builtin });
         expect(err.errno).toBe(8);
         expect(err.message).toBe("insmod: ERROR: could not insert module module.ko: Invalid module format");
         const msgs = k.log.messages(seq);
@@ -509,7 +503,7 @@ module_exit(() => {});
       const k = await boot({ version: "5.0", ...LIMITS });
       const file = rewriteKo(await ko("loud", LOUD, { intree: builtin }), (img) => void img.undefinedSymbols.push({ name: "no_such_symbol", weak: false }));
       const seq = k.log.nextSeq;
-      const err = (await k.insmod(file, { builtin }).catch((e: unknown) => e)) as KernelError;
+      const err = await insmodError(k, file, { builtin });
       expect(err.errno).toBe(2);
       expect(err.message).toBe("insmod: ERROR: could not insert module module.ko: Unknown symbol in module");
       expect(k.log.messages(seq)).toEqual([...oot, "loud: Unknown symbol no_such_symbol (err -2)"]);
@@ -520,7 +514,7 @@ module_exit(() => {});
       // The code still calls MODULE_LICENSE("GPL"): only .modinfo counts, read without running anything.
       const file = rewriteKo(await ko("loud", LOUD, { intree: builtin }), (img) => void (img.modinfo = img.modinfo.replace("license=GPL", "license=Proprietary")));
       const seq = k.log.nextSeq;
-      const err = (await k.insmod(file, { builtin }).catch((e: unknown) => e)) as KernelError;
+      const err = await insmodError(k, file, { builtin });
       expect(err.errno).toBe(2);
       expect(k.log.messages(seq)).toEqual([
         ...oot,

@@ -1,15 +1,14 @@
 // The symbol table is the one source of truth (principle 2): the export snapshots of spec
-// module-loader §10 H3/H4, Module.symvers in the kernel's format, and the generated SDK
-// declarations, which must not go stale.
+// module-loader §10 H3/H4 and the generated SDK declarations, which must not go stale
+// (Module.symvers is tested in modversions.test.ts).
 
 import { readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
 import { KERNEL_APIS } from "../../core/module/apis/index.ts";
-import { exportClass, kernelSymbol, kernelSymbols, moduleSymvers, symbolCrc } from "../../core/module/ksymtab.ts";
+import { exportClass, kernelSymbol, kernelSymbols } from "../../core/module/ksymtab.ts";
 import { KERNEL_VERSIONS } from "../../core/version.ts";
 import { GENERATED } from "../../sdk/gen/main.ts";
-import { buildSource } from "../helpers/build.ts";
 
 const ROOT = fileURLToPath(new URL("../../", import.meta.url));
 
@@ -39,39 +38,6 @@ describe("the export snapshots of the series (spec §10 H3/H4)", () => {
     expect(changed.sort()).toEqual(["devm_memremap_pages", "hmm_devmem_add", "hmm_devmem_add_resource", "hmm_devmem_remove"]);
     const changed419 = kernelSymbols().filter((s) => s.exports["4.19"] !== s.exports["4.20"]).map((s) => s.name);
     expect(changed419).toEqual([]);
-  });
-});
-
-describe("Module.symvers", () => {
-  it("lists vmlinux's exports as crc, symbol, module and export type, TAB-separated (4.19-5.3 layout)", () => {
-    const lines = moduleSymvers("5.0", true).trimEnd().split("\n");
-    const line = lines.find((l) => l.split("\t")[1] === "devm_memremap_pages")!;
-    const crc = symbolCrc(kernelSymbol("devm_memremap_pages")!);
-    expect(line).toBe(`0x${crc.toString(16).padStart(8, "0")}\tdevm_memremap_pages\tvmlinux\tEXPORT_SYMBOL_GPL`);
-    for (const l of lines) expect(l).toMatch(/^0x[0-9a-f]{8}\t\w+\tvmlinux\tEXPORT_SYMBOL(_GPL)?$/);
-  });
-
-  it("prints 0x00000000 CRCs without CONFIG_MODVERSIONS, and leaves out what a version does not export", () => {
-    const v420 = moduleSymvers("4.20", false);
-    expect(v420).toContain("0x00000000\thmm_devmem_add\tvmlinux\tEXPORT_SYMBOL\n");
-    expect(v420).toContain("0x00000000\thmm_devmem_remove\tvmlinux\tEXPORT_SYMBOL\n");
-    expect(moduleSymvers("5.0", false)).not.toContain("\thmm_devmem_remove\t");
-  });
-
-  it("is written for a built module's own exports", async () => {
-    const src = `
-      import { MODULE_LICENSE, EXPORT_SYMBOL, EXPORT_SYMBOL_GPL, module_init } from "kemu/kernel";
-      MODULE_LICENSE("GPL");
-      export function gpu_alloc(n: number) { return n * 2; }
-      export function gpu_secret() { return 7; }
-      EXPORT_SYMBOL(gpu_alloc);
-      EXPORT_SYMBOL_GPL(gpu_secret);
-      module_init(() => 0);
-    `;
-    expect((await buildSource("gpucore", src)).symvers).toBe("0x00000000\tgpu_alloc\tgpucore\tEXPORT_SYMBOL\n0x00000000\tgpu_secret\tgpucore\tEXPORT_SYMBOL_GPL\n");
-    const withCrcs = (await buildSource("gpucore", src, { modversions: true })).symvers;
-    expect(withCrcs).toMatch(/^0x[0-9a-f]{8}\tgpu_alloc\tgpucore\tEXPORT_SYMBOL\n0x[0-9a-f]{8}\tgpu_secret\tgpucore\tEXPORT_SYMBOL_GPL\n$/);
-    expect(withCrcs).not.toContain("0x00000000");
   });
 });
 

@@ -14,8 +14,8 @@
 
 import { describe, expect, it } from "vitest";
 import { get_modinfo, parseKo } from "../../core/module/ko.ts";
-import { ko, rewriteKo } from "../helpers/build.ts";
-import { boot, insmodError } from "../helpers/kernel.ts";
+import { ko, rewriteKo, setModinfo, withModinfo } from "../helpers/build.ts";
+import { boot, insmodError, tainted } from "../helpers/kernel.ts";
 
 const DISABLING = "Disabling lock debugging due to kernel taint";
 const VERSIONS = ["4.19", "4.20", "5.0"] as const;
@@ -28,11 +28,6 @@ const F = 1 << 1;
 const C = 1 << 10;
 const O = 1 << 12;
 const E = 1 << 13;
-
-/** taint_flags[] of 4.19-5.0 (TAINT_FLAGS_COUNT 18): print_tainted() with the letters in `set`. */
-function taintedString(set: string): string {
-  return "Tainted: " + [..."PFSRMBUDAWCIOELKXT"].map((c, i) => (set.includes(c) ? c : i === 0 ? "G" : " ")).join("");
-}
 
 /** A module whose init prints "<name>: up" and returns `ret`; `extra` goes at the top level. */
 function source(name: string, license: string, ret = "0", extra = ""): string {
@@ -51,17 +46,11 @@ module_exit(() => {});
 /** Uses get_dev_pagemap() (EXPORT_SYMBOL_GPL): a proprietary copy fails on it. */
 const GPL_ONLY_USE = "export function probe_pfn(pfn: number) { return get_dev_pagemap(pfn, null); }";
 
-function withModinfo(bytes: Uint8Array, change: (entries: string[]) => string[]): Uint8Array {
-  return rewriteKo(bytes, (img) => {
-    img.modinfo = change(img.modinfo.split("\0")).join("\0");
-  });
-}
 const staging = (b: Uint8Array) => withModinfo(b, (e) => [...e, "staging=Y"]);
 const noRetpoline = (b: Uint8Array) => withModinfo(b, (e) => e.filter((x) => !x.startsWith("retpoline=")));
 const noVermagic = (b: Uint8Array) => withModinfo(b, (e) => e.filter((x) => !x.startsWith("vermagic=")));
-const vermagic = (b: Uint8Array, v: string) => withModinfo(b, (e) => e.map((x) => (x.startsWith("vermagic=") ? `vermagic=${v}` : x)));
-const relicense = (b: Uint8Array, l: string) => withModinfo(b, (e) => e.map((x) => (x.startsWith("license=") ? `license=${l}` : x)));
-
+const vermagic = (b: Uint8Array, v: string) => setModinfo(b, "vermagic", v);
+const relicense = (b: Uint8Array, l: string) => setModinfo(b, "license", l);
 
 describe("out-of-tree (T3)", () => {
   for (const version of VERSIONS) {
@@ -80,7 +69,7 @@ describe("out-of-tree (T3)", () => {
       const b = await k.insmod(await ko("ootb", source("ootb", "GPL v2"), { kernel: version }));
       expect(k.log.messages(seq)).toEqual(["ootb: up"]);
       expect([a.taints, b.taints]).toEqual([O, O]);
-      expect(k.tainted()).toBe(taintedString("O"));
+      expect(k.tainted()).toBe(tainted("O"));
       expect(k.tainted()).toBe("Tainted: G           O     ");
       expect(k.read(TAINTED)).toBe("4096\n");
       expect(k.read("/proc/modules")).toMatch(
@@ -184,7 +173,7 @@ describe("vermagic and forced loads (T4 F)", () => {
   it("the version magic line names the module by its .modinfo name= (info->name)", async () => {
     const k = await boot({ version: "5.0" });
     const base = await ko("vmx", source("vmx", "GPL"), { kernel: "4.20" });
-    const file = withModinfo(base, (e) => e.map((x) => (x.startsWith("name=") ? "name=vmx_info" : x)));
+    const file = setModinfo(base, "name", "vmx_info");
     const seq = k.log.nextSeq;
     await insmodError(k, file);
     expect(k.log.messages(seq)).toEqual(["vmx_info: version magic '4.20.0 SMP mod_unload ' should be '5.0.0 SMP mod_unload '"]);
@@ -244,7 +233,7 @@ describe("retpoline (check_modinfo_retpoline)", () => {
         "noretp2: up",
       ]);
       expect([a.taints, b.taints]).toEqual([O, 0]);
-      expect(k.tainted()).toBe(taintedString("O"));
+      expect(k.tainted()).toBe(tainted("O"));
     });
   }
 
@@ -286,13 +275,13 @@ describe("taints are sticky (T6) and come before symbol resolution", () => {
     expect(err.errno).toBe(19);
     expect(err.message).toBe("insmod: ERROR: could not insert module module.ko: No such device");
     expect(k.log.messages(seq)).toEqual(["nodev: loading out-of-tree module taints kernel.", "nodev: module license 'Proprietary' taints kernel.", DISABLING, "nodev: up"]);
-    expect(k.tainted()).toBe(taintedString("PO"));
+    expect(k.tainted()).toBe(tainted("PO"));
 
     await k.insmod(staging(await ko("gone", source("gone", "GPL"), { kernel: "5.0", intree: true })));
-    expect(k.tainted()).toBe(taintedString("PCO"));
+    expect(k.tainted()).toBe(tainted("PCO"));
     k.rmmod("gone");
     expect(k.read("/proc/modules")).toBe("");
-    expect(k.tainted()).toBe(taintedString("PCO"));
+    expect(k.tainted()).toBe(tainted("PCO"));
     expect(k.read(TAINTED)).toBe(String(P | C | O) + "\n");
   });
 });
@@ -388,7 +377,7 @@ describe("modversions force paths (B5)", () => {
       DISABLING,
       "plain: version magic '5.0.0 SMP mod_unload ' should be '5.0.0 SMP mod_unload modversions '",
     ]);
-    expect(k.tainted()).toBe(taintedString("F"));
+    expect(k.tainted()).toBe(tainted("F"));
     expect(k.read("/proc/modules")).toBe("");
   });
 
@@ -434,7 +423,7 @@ describe("modversions force paths (B5)", () => {
     const err = await insmodError(k, file);
     expect(err.errno).toBe(8);
     expect(k.log.messages(seq)).toEqual(["nocrc: loading out-of-tree module taints kernel."]);
-    expect(k.tainted()).toBe(taintedString("O"));
+    expect(k.tainted()).toBe(tainted("O"));
     expect(k.read("/proc/modules")).toBe("");
   });
 

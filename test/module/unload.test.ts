@@ -11,11 +11,10 @@ import { KernelError } from "../../core/errno.ts";
 import { KernelOops } from "../../core/kernel/bug.ts";
 import type { Kernel } from "../../core/kernel.ts";
 import { O_NONBLOCK, O_TRUNC } from "../../core/module/loader.ts";
-import { symversLine } from "../../core/module/ksymtab.ts";
 import type { Module } from "../../core/module/module.ts";
 import type { KernelVersion } from "../../core/version.ts";
 import { buildSource, ko, licensed } from "../helpers/build.ts";
-import { boot, insmodError, rmmodError } from "../helpers/kernel.ts";
+import { boot, insmodError, lsmodLine, moduleSize, procModules, rmmodError, tainted } from "../helpers/kernel.ts";
 
 const VERSIONS: KernelVersion[] = ["4.19", "4.20", "5.0"];
 const EPERM = 1;
@@ -33,36 +32,6 @@ function plain(name: string, init: string | null, exit: string | null = ""): str
     init === null ? "" : `k.module_init(() => { k.printk(k.KERN_INFO + "${name}: init\\n"); ${init} });`,
     exit === null ? "" : `k.module_exit(() => { k.printk(k.KERN_INFO + "${name}: exit\\n"); ${exit} });`,
   ].join("\n");
-}
-
-/** print_tainted() of 4.19-5.0 (18 flags, P..T): a column per flag, 'G' when P is clear. */
-function tainted(set: string): string {
-  return "Tainted: " + [..."PFSRMBUDAWCIOELKXT"].map((c, i) => (set.includes(c) ? c : i === 0 ? "G" : " ")).join("");
-}
-
-/** /proc/modules with the size and the address (both layout details) replaced. */
-function procModules(k: Kernel): string {
-  return k.read("/proc/modules").replace(/^(\S+) \d+ /gm, "$1 SIZE ").replace(/ 0x[0-9a-f]{16}/g, " ADDR");
-}
-
-/** The size /proc/modules gives `name`. */
-function sizeOf(k: Kernel, name: string): number {
-  const m = new RegExp(`^${name} (\\d+) `, "m").exec(k.read("/proc/modules"));
-  if (!m) throw new Error(`${name} is not in /proc/modules`);
-  return Number(m[1]);
-}
-
-/** One lsmod line: printf("%-19s %8ld  %d", name, size, refcnt) and " holder,holder". */
-function lsmodLine(k: Kernel, name: string, refcnt: number, holders = ""): string {
-  return `${name.padEnd(19)} ${String(sizeOf(k, name)).padStart(8)}  ${refcnt}${holders ? " " + holders : ""}`;
-}
-
-
-
-/** A's Module.symvers, as modpost writes it for an external module (4.19-5.3 layout). */
-async function symversOf(name: string, source: string, version: KernelVersion): Promise<string> {
-  const r = await buildSource(name, source, { kernel: version });
-  return r.image.exports.map((e) => symversLine(e.crc, e.name, name, e.class)).join("\n") + "\n";
 }
 
 const EXPORTER = `
@@ -128,7 +97,7 @@ describe("delete_module(): the decision order of 4.19-5.0 (U5) and kmod's rmmod 
   for (const version of VERSIONS) {
     it(`${version}: a module another one uses: -EWOULDBLOCK, forced or not; rmmod names the user`, async () => {
       const k = await boot({ version, kconfig: { MODULE_FORCE_UNLOAD: true } });
-      const symvers = await symversOf("lib", EXPORTER, version);
+      const symvers = (await buildSource("lib", EXPORTER, { kernel: version })).symvers;
       await k.insmod(await ko("lib", EXPORTER, { kernel: version }));
       await k.insmod(await ko("user", USER, { kernel: version, symvers: [symvers] }));
       const seq = k.log.nextSeq;
@@ -199,7 +168,7 @@ describe("states (U1): a module that is not LIVE cannot be removed", () => {
       });
     });
     await k.insmod(await ko("going", plain("going", "return 0;"), { kernel: "4.20" }));
-    const size = sizeOf(k, "going");
+    const size = moduleSize(k, "going");
     k.rmmod("going");
     expect(seen).toHaveLength(1);
     // try_release_module_ref() took the base reference: module_refcount() is -1.
