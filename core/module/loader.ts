@@ -321,12 +321,9 @@ export class ModuleSubsystem {
     const found = this.#findSymbol(name, gplok(mod), mod, true);
     if (!found) return null;
     if (!this.#checkVersion(mod, name, found.crc)) return -EINVAL;
+    // An owner still in its init would make the kernel wait (-EBUSY); in kemu a module's init
+    // runs to its end before anything else loads, so no owner is ever COMING here.
     const err = this.#refModule(mod, found.owner);
-    if (err === -EBUSY) {
-      // The owner is still in its init: nothing else runs while it does, so the 30 s pass.
-      this.#k.clock.advance(30 * NSEC_PER_SEC);
-      this.#pr(4, `${mod.name}: gave up waiting for init of module ${found.owner!.name}.`);
-    }
     return err ? err : found;
   }
 

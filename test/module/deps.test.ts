@@ -465,3 +465,42 @@ k.module_exit(() => { k.symbol_put("alpha_add"); k.symbol_put("printk"); });
     ]);
   });
 });
+
+describe("EXPORT_SYMBOL_GPL_FUTURE (spec E2, 2.6.17-5.11)", () => {
+  const LIB = `
+import { MODULE_LICENSE, EXPORT_SYMBOL_GPL_FUTURE, module_init, module_exit } from "kemu/kernel";
+MODULE_LICENSE("GPL");
+export function lib_future(x: number): number { return x * 3; }
+EXPORT_SYMBOL_GPL_FUTURE(lib_future);
+module_init(() => 0);
+module_exit(() => {});
+`;
+  const USER = `
+import { MODULE_LICENSE, module_init, module_exit, printk, KERN_INFO } from "kemu/kernel";
+import { lib_future } from "kemu/extern";
+MODULE_LICENSE("Proprietary");
+module_init(() => { printk(KERN_INFO + "closed: lib_future(14) = %d\\n", lib_future(14)); return 0; });
+module_exit(() => {});
+`;
+
+  it("a non-GPL module may use it: modpost warns, and the loader warns at each resolution", async () => {
+    const k = await boot({ version: "4.20" });
+    const lib = await buildSource("futlib", LIB, { kernel: "4.20" });
+    expect(lib.symvers).toBe("0x00000000\tlib_future\tfutlib\tEXPORT_SYMBOL_GPL_FUTURE\n");
+    await k.insmod(lib.ko);
+    const user = await buildSource("closed", USER, { kernel: "4.20", symvers: [lib.symvers] });
+    expect(user.warnings).toEqual(["WARNING: modpost: GPL-incompatible module closed.ko uses future GPL-only symbol 'lib_future'"]);
+    const seq = k.log.nextSeq;
+    await k.insmod(user.ko);
+    // (futlib printed the out-of-tree line already: once per boot.)
+    expect(k.log.messages(seq)).toEqual([
+      "closed: module license 'Proprietary' taints kernel.",
+      "Disabling lock debugging due to kernel taint",
+      "Symbol lib_future is being used by a non-GPL module, which will not be allowed in the future",
+      "closed: lib_future(14) = 42",
+    ]);
+    expect(procModules(k)).toMatch(/^closed SIZE 0 - Live ADDR \(PO\)\nfutlib SIZE 1 closed, Live ADDR \(O\)\n$/);
+    k.rmmod("closed");
+    k.rmmod("futlib");
+  });
+});
