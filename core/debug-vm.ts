@@ -3,7 +3,7 @@
 // shutdown) that everything drivers took was given back.
 
 import type { Kernel } from "./kernel.ts";
-import { PAGES_PER_SECTION, ZONE_DEVICE } from "./mm/memmap.ts";
+import { ALIGN, PAGES_PER_SECTION, ZONE_DEVICE } from "./mm/memmap.ts";
 import { pfn_end, pfn_first, type DevPagemap } from "./mm/memremap.ts";
 import { PAGE_POISON_PATTERN } from "./mm/page-flags.ts";
 import { HotplugRange } from "./mm/memory_hotplug.ts";
@@ -90,7 +90,7 @@ export function checkInvariants(k: Kernel): string[] {
   for (const range of mm.hotplugRanges) {
     const owner = mm.memremap.registered().some((p) => {
       const s = Math.floor(p.res.start / 4096 / PAGES_PER_SECTION) * PAGES_PER_SECTION;
-      const e = Math.ceil((p.res.end + 1) / 4096 / PAGES_PER_SECTION) * PAGES_PER_SECTION;
+      const e = ALIGN((p.res.end + 1) / 4096, PAGES_PER_SECTION);
       return range.startPfn >= s && range.endPfn <= e;
     });
     if (!owner) problems.push(`memmap: sections ${range.startPfn.toString(16)}-${range.endPfn.toString(16)} (${range.name}) belong to no pgmap`);

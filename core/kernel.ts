@@ -21,7 +21,7 @@ import { PlatformBus } from "./base/platform.ts";
 import { Hmm } from "./mm/hmm-devmem.ts";
 import { insmodError, ModuleSubsystem, O_NONBLOCK, O_TRUNC, type InsmodOptions } from "./module/loader.ts";
 import type { Module } from "./module/module.ts";
-import { moduleOfFunction } from "./module/marshal.ts";
+import { moduleOfFunction, symbolString } from "./module/marshal.ts";
 import { KernelError, EBUSY, EINVAL, EIO, ENOENT, ERRNO, strerror } from "./errno.ts";
 import { readFile } from "node:fs/promises";
 
@@ -194,8 +194,7 @@ export class Kernel {
 
   /** %pf/%ps of an emulated function: its name, with " [module]" for module code. */
   symbolName(fn: Function): string {
-    const mod = moduleOfFunction.get(fn);
-    return (fn.name || "0x0") + (mod ? ` [${mod}]` : "");
+    return symbolString(fn.name, moduleOfFunction.get(fn));
   }
 
   /** What print_modules() prints after "Modules linked in:". */
@@ -224,14 +223,13 @@ export class Kernel {
       throw new KernelError(errno, `insmod: ERROR: could not load module ${file}: ${strerror(-errno)}`);
     }
     const name = typeof file === "string" ? file : "module.ko";
-    const prev = this.sched.current;
-    const task = this.sched.enter("insmod");
     try {
-      const r = await this.modules.init_module(bytes, opts);
-      if (typeof r === "number") throw insmodError(name, r);
-      return r;
+      return await this.sched.runAsAsync("insmod", async () => {
+        const r = await this.modules.init_module(bytes, opts);
+        if (typeof r === "number") throw insmodError(name, r);
+        return r;
+      });
     } finally {
-      this.sched.leave(task, prev);
       this.settle();
     }
   }

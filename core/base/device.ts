@@ -67,8 +67,6 @@ export class Device {
   release: (() => void) | null = null;
   /** dev->kobj.kref: device_initialize() starts it at 1. */
   refcount = 1;
-  /** The device's dev_t, if it has one (hmm_device, char devices). */
-  devt = 0;
 
   constructor(name: string, opts: { parent?: Device | null; matchName?: string; className?: string } = {}) {
     this.name = name;

@@ -1,7 +1,7 @@
 // The platform bus (drivers/base/platform.c): devices named "name.id" (or "name" for
 // PLATFORM_DEVID_NONE), matched to drivers by name, probed with their platform_device.
 
-import { EINVAL, ENOMEM } from "../errno.ts";
+import { EEXIST, EINVAL, ENOMEM } from "../errno.ts";
 import type { Kernel } from "../kernel.ts";
 import { BusType, Device, DeviceDriver } from "./device.ts";
 import { object_gone } from "../lib/lifetime.ts";
@@ -41,10 +41,6 @@ export class PlatformBus {
     k.base.bus_register(this.bus);
   }
 
-  to_platform_device(dev: Device): PlatformDevice | undefined {
-    return this.#pdevs.get(dev);
-  }
-
   /** platform_device_register_full() with just a name and an id. */
   platform_device_register_simple(name: string, id: number): PlatformDevice | number {
     if (typeof name !== "string" || !name || name.length > 63) return -EINVAL;
@@ -52,8 +48,14 @@ export class PlatformBus {
     const realId = id === PLATFORM_DEVID_AUTO ? this.#autoId++ : id;
     const devName = id === PLATFORM_DEVID_NONE ? name : id === PLATFORM_DEVID_AUTO ? `${name}.${realId}.auto` : `${name}.${realId}`;
     if (this.#k.base.devices.some((d) => d.name === devName)) {
-      this.#k.printk(`\x013sysfs: cannot create duplicate filename '/devices/platform/${devName}'\n`);
-      return -17;
+      // device_add() -> kobject_add_internal() -> sysfs_create_dir_ns() finds the name taken:
+      // fs/sysfs/dir.c sysfs_warn_dup() (4.19-5.0) pr_warn()s the path and dump_stack()s, then
+      // lib/kobject.c kobject_add_internal() pr_err()s the -EEXIST.
+      const k = this.#k;
+      k.printk(`\x014sysfs: cannot create duplicate filename '/devices/platform/${devName}'\n`);
+      k.bugs.dumpStack(4, ["sysfs_warn_dup", "sysfs_create_dir_ns", "kobject_add_internal", "kobject_add", "device_add", "platform_device_add", "platform_device_register_full"]);
+      k.printk(`\x013kobject_add_internal failed for ${devName} with -EEXIST, don't try to register things with the same name in the same directory.\n`);
+      return -EEXIST;
     }
     // platform_device_alloc(): struct platform_object and the name, one kzalloc.
     const buf = this.#k.mm.kzalloc(1024 + name.length + 1, undefined, "platform");

@@ -4,6 +4,7 @@
 import { EINVAL, ENOENT, EPERM, KernelError } from "../errno.ts";
 import type { Kernel } from "../kernel.ts";
 import type { FaultAttr } from "../lib/fault-inject.ts";
+import { kstrtobool, simple_strtoll, simple_strtoull } from "../lib/kstrtox.ts";
 
 export interface ProcFile {
   read(): string;
@@ -31,32 +32,20 @@ export class ProcFs {
     this.register("/proc/kemu/modules", { read: () => k.modules.procKemuModules() });
     this.register("/proc/sys/kernel/modules_disabled", {
       read: () => (k.modules.modules_disabled ? "1\n" : "0\n"),
-      // proc_dointvec_minmax with extra1 = extra2 = 1 once set: it can only become 1.
-      write: (data) => {
-        const v = data.trim();
-        if (v !== "0" && v !== "1") return -EINVAL;
-        if (v === "0" && k.modules.modules_disabled) return -EINVAL;
-        k.modules.modules_disabled = v === "1";
-        return 0;
-      },
+      // kernel/sysctl.c: proc_dointvec_minmax with extra1 = extra2 = &one ("only handle a
+      // transition from default "0" to "1""), so "0" is -EINVAL even while it is 0.
+      write: (data) => proc_dointvec_minmax(data, (v) => (k.modules.modules_disabled = v === 1), 1, 1),
     });
     this.register("/proc/sys/kernel/hung_task_timeout_secs", {
       read: () => `${k.sched.hung_task_timeout_secs}\n`,
-      write: (data) => {
-        const v = data.trim();
-        if (!/^\d+$/.test(v) || Number(v) > 2 ** 31) return -EINVAL;
-        k.sched.hung_task_timeout_secs = Number(v);
-        return 0;
-      },
+      // The kernel's handler is proc_dohung_task_timeout_secs() (proc_doulongvec_minmax, at most
+      // LONG_MAX / HZ); kemu takes 0 to 2^31 through the same parsing and -EINVALs the rest.
+      write: (data) => proc_dointvec_minmax(data, (v) => (k.sched.hung_task_timeout_secs = v), 0, 2 ** 31),
     });
     this.register("/proc/sys/kernel/hung_task_warnings", {
       read: () => `${k.sched.hung_task_warnings}\n`,
-      write: (data) => {
-        const v = data.trim();
-        if (!/^-?\d+$/.test(v) || Number(v) < -1) return -EINVAL;
-        k.sched.hung_task_warnings = Number(v);
-        return 0;
-      },
+      // proc_dointvec_minmax with extra1 = &neg_one
+      write: (data) => proc_dointvec_minmax(data, (v) => (k.sched.hung_task_warnings = v), -1),
     });
     this.register("/proc/sys/vm/min_free_kbytes", { read: () => `${k.mm.pageAlloc.min_free_kbytes}\n` });
     this.#faultAttrFiles("/sys/kernel/debug/failslab", k.mm.failslab);
@@ -95,7 +84,7 @@ export class ProcFs {
     const file = (field: Num, atomic: boolean): ProcFile => ({
       read: () => `${atomic ? attr[field] : ulong(attr[field])}\n`,
       write: (data) => {
-        const v = simpleStrtoll(data);
+        const v = simple_strtoll(data);
         attr[field] = atomic ? v | 0 : v;
         return 0;
       },
@@ -117,6 +106,34 @@ export class ProcFs {
   }
 }
 
+const INT_MIN = -(2 ** 31);
+const INT_MAX = 2 ** 31 - 1;
+/** TMPBUFLEN of proc_get_long(): a number and its sign take at most 20 characters. */
+const TMPBUFLEN = 22;
+
+/**
+ * A write to a one-int proc_dointvec_minmax() table (kernel/sysctl.c __do_proc_dointvec() and
+ * proc_get_long()): leading whitespace is skipped, then an optional '-' and a base-0 number
+ * (simple_strtoul()) that ends the input or is followed by ' ', '\t' or '\n' (what follows it
+ * is left unwritten). A value outside [min, max] is -EINVAL and nothing is stored; the bounds
+ * default to int's, do_proc_dointvec_conv()'s range check.
+ */
+function proc_dointvec_minmax(data: string, set: (v: number) => void, min = INT_MIN, max = INT_MAX): number {
+  const p = data.replace(/^[ \t\n\v\f\r]+/, ""); // proc_skip_spaces()
+  if (!p) return -EINVAL;
+  const tmp = p.slice(0, TMPBUFLEN - 1);
+  const neg = tmp[0] === "-" && p.length > 1;
+  const at = neg ? 1 : 0;
+  if (!/[0-9]/.test(tmp[at] ?? "")) return -EINVAL;
+  const { value, end: len } = simple_strtoull(tmp, at);
+  if (len === TMPBUFLEN - 1) return -EINVAL;
+  if (len < p.length && !" \t\n".includes(p[len]!)) return -EINVAL;
+  const v = neg ? -value : value;
+  if (v < BigInt(min) || v > BigInt(max)) return -EINVAL;
+  set(Number(v));
+  return 0;
+}
+
 /**
  * proc_taint() through proc_doulongvec_minmax(): each whitespace-separated value is read with
  * simple_strtoul(base 0) and every set bit is added; a negative value is skipped (4.20 and
@@ -125,46 +142,13 @@ export class ProcFs {
 function procTaint(k: Kernel, data: string): number {
   for (const word of data.trim().split(/\s+/).filter(Boolean)) {
     const neg = word.startsWith("-");
-    const v = strtoull(neg ? word.slice(1) : word);
-    if (v === null) return -EINVAL;
+    const digits = neg ? word.slice(1) : word;
+    const { value: v, end } = simple_strtoull(digits);
+    if (end === 0 || end !== digits.length) return -EINVAL;
     if (neg) continue;
     for (let i = 0; i < 64; i++) if ((v >> BigInt(i)) & 1n) k.taint.add(i, "LOCKDEP_STILL_OK");
   }
   return 0;
-}
-
-/** simple_strtoull(s, &end, 0) for a whole word: null if it has no digits or trailing junk. */
-function strtoull(s: string): bigint | null {
-  const m = /^(0[xX][0-9a-fA-F]+|0[0-7]*|[1-9][0-9]*)$/.exec(s);
-  if (!m) return null;
-  const d = m[1]!;
-  const v = /^0[xX]/.test(d) ? BigInt(d) : d.length > 1 && d[0] === "0" ? BigInt("0o" + d.slice(1)) : BigInt(d);
-  return v & 0xffffffffffffffffn;
-}
-
-/** simple_strtoll(s, NULL, 0) as simple_attr_write() uses it: junk reads as 0, never an error. */
-export function simpleStrtoll(s: string): number {
-  const m = /^\s*([+-]?)(0[xX][0-9a-fA-F]+|0[0-7]*|[1-9][0-9]*)?/.exec(s)!;
-  const d = m[2];
-  if (!d) return 0;
-  const v = /^0[xX]/.test(d) ? Number.parseInt(d.slice(2), 16) : d.length > 1 && d[0] === "0" ? Number.parseInt(d.slice(1), 8) : Number(d);
-  return m[1] === "-" ? -v : v;
-}
-
-/** kstrtobool() (4.20): the first character decides; "on"/"off" look at the second. */
-export function kstrtobool(s: string): boolean | null {
-  switch (s[0]) {
-    case "y": case "Y": case "1":
-      return true;
-    case "n": case "N": case "0":
-      return false;
-    case "o": case "O":
-      if (s[1] === "n" || s[1] === "N") return true;
-      if (s[1] === "f" || s[1] === "F") return false;
-      return null;
-    default:
-      return null;
-  }
 }
 
 function kb(pages: number): string {

@@ -70,9 +70,8 @@ export class BugReporter {
     // Consecutive repeats are one function seen from two sides (a module's function called
     // by the kernel, and in the module's own stack).
     const frames = [...extra, ...[...this.stack].reverse()].filter((f, i, a) => i === 0 || f !== a[i - 1]);
-    // The function that trapped is in the RIP line, or is usually the innermost frame already.
+    // The function that trapped is in the RIP line, not again in the trace.
     if (rip !== undefined && frames[0] === rip) frames.shift();
-    else if (extra.length && frames[extra.length] === extra[extra.length - 1]) frames.splice(extra.length, 1);
     this.#pr(level, "Call Trace:");
     // dump_stack() shows itself at least; a trap's trace starts at the caller of RIP.
     for (const f of frames.length || rip !== undefined ? frames : ["dump_stack"]) this.#pr(level, ` ${f}`);

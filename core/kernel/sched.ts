@@ -51,22 +51,32 @@ export class Sched {
 
   /** Run `fn` as a new user task named `comm` (an insmod, an rmmod, a test). */
   runAs<T>(comm: string, fn: () => T): T {
-    const prev = this.current;
-    const task = this.enter(comm);
+    const prev = this.#enter(comm);
     try {
       return fn();
     } finally {
-      this.leave(task, prev);
+      this.#leave(prev);
     }
   }
 
-  /** Make a new task current (for work that awaits in between); undo with leave(). */
-  enter(comm: string): Task {
-    this.current = { pid: this.#nextPid++, comm: comm.slice(0, 15) };
-    return this.current;
+  /** runAs() for work that awaits in between: the task stays current until `fn` settles. */
+  async runAsAsync<T>(comm: string, fn: () => Promise<T>): Promise<T> {
+    const prev = this.#enter(comm);
+    try {
+      return await fn();
+    } finally {
+      this.#leave(prev);
+    }
   }
 
-  leave(_task: Task, prev: Task): void {
+  /** Make a new task current; returns the one it replaces. */
+  #enter(comm: string): Task {
+    const prev = this.current;
+    this.current = { pid: this.#nextPid++, comm: comm.slice(0, 15) };
+    return prev;
+  }
+
+  #leave(prev: Task): void {
     this.current = prev;
   }
 

@@ -22,7 +22,8 @@ export class Ratelimit {
   allow(jiffies: number, func: string, printk: (text: string) => void): boolean {
     if (!this.interval) return true;
     if (!this.#begin) this.#begin = jiffies;
-    if (jiffies >= this.#begin + this.interval) {
+    // time_is_before_jiffies(rs->begin + rs->interval): strictly after the interval's end.
+    if (jiffies > this.#begin + this.interval) {
       if (this.#missed) printk(`\x014${func}: ${this.#missed} callbacks suppressed\n`);
       this.#begin = jiffies;
       this.#printed = 0;

@@ -1,13 +1,18 @@
 // vsnprintf() for printk from modules (lib/vsprintf.c): %d %i %u %x %X %o %c %s %p %% with
 // flags, width, precision and length modifiers, plus the %p extensions modules use here:
-// %px (raw), %pK and %p (hashed), %pR / %pr (a resource), %pf / %ps (a function name).
+// %px (raw), %pK and %p (hashed), %pR / %pr (a resource), %pf / %ps / %pS (a function name).
 
 export interface VsprintfEnv {
   /** %p: a hashed pointer, 16 hex digits. */
   hashPointer(v: bigint): string;
   /** %pR / %pr of a resource-like value; null if it is not one. */
   resource(v: unknown, raw: boolean): string | null;
+  /** %pf / %ps of a function: "name", or "name [module]" for module code; null if it is none. */
+  symbol(v: unknown): string | null;
 }
+
+/** 2 * sizeof(void *): the width pointer() gives "(null)" when the format gives none. */
+const POINTER_WIDTH = 16;
 
 function toBig(v: unknown): bigint {
   if (typeof v === "bigint") return v;
@@ -89,12 +94,19 @@ export function vsprintf(fmt: string, args: readonly unknown[], env: VsprintfEnv
         const v = next();
         const ext = /^[xKRrfsS]/.exec(fmt.slice(last))?.[0];
         if (ext) last++;
-        if (ext === "R" || ext === "r") {
+        if ((v === null || v === undefined || v === 0 || v === 0n) && ext !== "K" && ext !== "x") {
+          // 4.15-5.1 pointer(): "if (!ptr && *fmt != 'K' && *fmt != 'x')" prints "(null)" through
+          // string(), as wide as a pointer unless the format says otherwise (check_pointer()
+          // replaced this in 5.2). %pK and %px print the NULL like any other pointer.
+          out += pad(prec >= 0 ? "(null)".slice(0, prec) : "(null)", m[2] !== undefined ? width : POINTER_WIDTH, left, false);
+        } else if (ext === "R" || ext === "r") {
           out += env.resource(v, ext === "r") ?? "[??? invalid]";
         } else if (ext === "f" || ext === "s" || ext === "S") {
-          out += typeof v === "function" ? v.name : String(v);
-        } else if (v === null || v === undefined) {
-          out += pad(ext === "x" ? "0000000000000000" : "0000000000000000", width, left, false);
+          // symbol_string() -> sprint_symbol(): "name [module]", or "0x%lx" of an address that
+          // is no symbol; string() pads it.
+          let s = env.symbol(v) ?? `0x${BigInt.asUintN(64, toBig(v)).toString(16)}`;
+          if (prec >= 0) s = s.slice(0, prec);
+          out += pad(s, width, left, false);
         } else {
           const big = BigInt.asUintN(64, toBig(v));
           out += pad(ext === "x" ? big.toString(16).padStart(16, "0") : env.hashPointer(big), width, left, false);

@@ -2,7 +2,7 @@
 // "pc" machine with SeaBIOS reports it, plus the configured pmem and reserved ranges.
 
 import { ConfigError, SZ_1G, type ResolvedConfig } from "../config.ts";
-import { PA_SECTION_SIZE } from "./memmap.ts";
+import { ALIGN, PA_SECTION_SIZE } from "./memmap.ts";
 
 export const E820_TYPE_RAM = 1;
 export const E820_TYPE_RESERVED = 2;
@@ -89,10 +89,6 @@ function overlap(a: Span, b: Span): boolean {
   return a.start < b.end && b.start < a.end;
 }
 
-function alignUp(n: number, a: number): number {
-  return Math.ceil(n / a) * a;
-}
-
 /**
  * Build the e820 table. Pmem regions without a start follow the RAM from the 1 GiB-aligned
  * address after it (QEMU's device-memory base), each on a 128 MiB section boundary; their
@@ -154,15 +150,15 @@ export function buildE820(cfg: ResolvedConfig): E820Entry[] {
     }
     placed.push(span);
   }
-  let cursor = alignUp(Math.max(FOUR_G, ramTop), SZ_1G);
+  let cursor = ALIGN(Math.max(FOUR_G, ramTop), SZ_1G);
   for (const p of cfg.pmem) {
     if (p.start >= 0) continue;
-    let start = alignUp(cursor, PA_SECTION_SIZE);
+    let start = ALIGN(cursor, PA_SECTION_SIZE);
     for (let moved = true; moved; ) {
       moved = false;
       for (const other of placed) {
         if (overlap({ start, end: start + p.size, field: "" }, other)) {
-          start = alignUp(other.end, PA_SECTION_SIZE);
+          start = ALIGN(other.end, PA_SECTION_SIZE);
           moved = true;
         }
       }
@@ -182,14 +178,15 @@ export function buildE820(cfg: ResolvedConfig): E820Entry[] {
 
 /**
  * The merging half of e820__update_table() (the sanitizer run on the BIOS table): touching
- * entries of one type become one entry, except E820_TYPE_PRAM, which is never merged so that
- * each legacy pmem range stays its own region.
+ * entries of one type become one entry. In 4.19-5.0 that includes E820_TYPE_PRAM: keeping
+ * each legacy pmem range apart came with 23446cb66c07 ("x86/e820: Don't merge consecutive
+ * E820_PRAM ranges", 5.10).
  */
 function mergeAdjacent(sorted: E820Entry[]): E820Entry[] {
   const out: E820Entry[] = [];
   for (const e of sorted) {
     const last = out[out.length - 1];
-    if (last && last.type === e.type && e.type !== E820_TYPE_PRAM && last.addr + last.size === e.addr) {
+    if (last && last.type === e.type && last.addr + last.size === e.addr) {
       out[out.length - 1] = { addr: last.addr, size: last.size + e.size, type: e.type };
     } else {
       out.push(e);

@@ -11,7 +11,7 @@ import type { DrRelease } from "../base/devres.ts";
 import { GFP_KERNEL } from "./gfp.ts";
 import { Completion, complete, init_completion, wait_for_completion } from "../kernel/sched.ts";
 import { add_pages, arch_add_memory, memmap_init_zone_device, move_pfn_range_to_zone, remove_pages } from "./memory_hotplug.ts";
-import { PA_SECTION_SIZE, PHYS_PFN, type Page } from "./memmap.ts";
+import { ALIGN, PA_SECTION_SIZE, PHYS_PFN, type Page } from "./memmap.ts";
 import { DevPagemap, MEMORY_DEVICE_PRIVATE, MEMORY_DEVICE_PUBLIC } from "./memremap.ts";
 import { PercpuRef } from "./percpu-refcount.ts";
 import {
@@ -60,10 +60,6 @@ export class HmmDevmem {
   }
 }
 
-function ALIGN(x: number, a: number): number {
-  return Math.ceil(x / a) * a;
-}
-
 /** hmm_devmem_fault(): a CPU fault on device memory goes to the driver's ops->fault(). */
 function hmmDevmemFault(devmem: HmmDevmem) {
   return function hmm_devmem_fault(vma: unknown, addr: number, page: Page, flags: number, pmdp: unknown): number {
@@ -98,7 +94,6 @@ export class Hmm {
     this.#minors.add(minor);
     const dev = new Device(`hmm_device${minor}`, { className: "hmm_device" });
     dev.driver_data = drvdata;
-    dev.devt = minor;
     const hdev = new HmmDevice(dev, minor);
     dev.release = () => {
       object_gone(hdev);
@@ -251,13 +246,16 @@ export class Hmm {
     pgmap.data = devmem;
     const align_end = align_start + align_size - 1;
     const added: number[] = [];
+    const radixRelease = (err: number): number => {
+      for (const a of added) this.#radix.delete(a);
+      return err;
+    };
     for (let key = align_start; key <= align_end; key += PA_SECTION_SIZE) {
       const nr = key / PA_SECTION_SIZE;
       const dup = this.#radix.get(nr);
       if (dup) {
         k.base.dev_err(devmem.device, `hmm_devmem_pages_create: collides with mapping for ${dup.device.name}\n`);
-        for (const a of added) this.#radix.delete(a);
-        return -EBUSY;
+        return radixRelease(-EBUSY);
       }
       this.#radix.set(nr, devmem);
       added.push(nr);
@@ -267,12 +265,9 @@ export class Hmm {
     const name = `${devmem.device.name} (${pgmap.type === MEMORY_DEVICE_PUBLIC ? "MEMORY_DEVICE_PUBLIC" : "MEMORY_DEVICE_PRIVATE"})`;
     // PUBLIC memory is CPU-addressable and gets the linear map; PRIVATE only struct pages.
     const err = pgmap.type === MEMORY_DEVICE_PUBLIC ? arch_add_memory(mm, align_start, align_size, name, null) : add_pages(mm, startPfn, nr, name, false, null);
-    if (err) {
-      for (const a of added) this.#radix.delete(a);
-      return err;
-    }
+    if (err) return radixRelease(err);
     move_pfn_range_to_zone(mm, startPfn, nr, null);
-    mm.memremap.registerOwnMap(pgmap);
+    mm.memremap.register(pgmap);
     memmap_init_zone_device(mm, startPfn, nr, pgmap);
     return 0;
   }
@@ -289,7 +284,7 @@ export class Hmm {
     const npages = PHYS_PFN(ALIGN(resource_size(r), PA_SECTION_SIZE));
     remove_pages(k.mm, startPfn, npages);
     for (let key = r.start; key <= r.end; key += PA_SECTION_SIZE) this.#radix.delete(Math.floor(key / PA_SECTION_SIZE));
-    k.mm.memremap.unregisterOwnMap(devmem.pagemap);
+    k.mm.memremap.unregister(devmem.pagemap);
     object_gone(devmem); // devres_free() of the hmm_devmem right after
   }
 

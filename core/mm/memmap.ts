@@ -15,9 +15,12 @@ export const PAGES_PER_SECTION = 1 << PFN_SECTION_SHIFT;
 export const PA_SECTION_SIZE = 2 ** PA_SECTION_SHIFT;
 const SECTION_MASK = PAGES_PER_SECTION - 1;
 const SECTIONS_PER_ROOT = 1024;
-/** x86-64 vmemmap_base without KASLR; sizeof(struct page) is 64. Only used for printing. */
+/** x86-64 vmemmap_base without KASLR. Only used for printing. */
 export const VMEMMAP_START = 0xffffea0000000000n;
+/** sizeof(struct page) on x86-64 */
 export const STRUCT_PAGE_SIZE = 64;
+/** Each present section's memmap is one vmemmap block: 32768 struct pages of 64 bytes, 512 pages (2 MiB). */
+export const MEMMAP_PAGES_PER_SECTION = (PAGES_PER_SECTION * STRUCT_PAGE_SIZE) / PAGE_SIZE;
 
 /** A struct page pointer: the page's pfn. */
 export type Page = number;
@@ -37,6 +40,10 @@ export function PFN_PHYS(pfn: number): number {
 }
 export function PHYS_PFN(phys: number): number {
   return Math.floor(phys / PAGE_SIZE);
+}
+/** ALIGN(x, a): x rounded up to a multiple of a (include/linux/kernel.h). */
+export function ALIGN(x: number, a: number): number {
+  return Math.ceil(x / a) * a;
 }
 export function pfn_to_section_nr(pfn: number): number {
   return Math.floor(pfn / PAGES_PER_SECTION);

@@ -6,7 +6,7 @@
 
 import { COST_NS, jiffies_to_msecs } from "../clock.ts";
 import { EEXIST, ENOMEM } from "../errno.ts";
-import { PAGES_PER_SECTION, PHYS_PFN, ZONE_DEVICE, type MemSection, type MemmapRange } from "./memmap.ts";
+import { MEMMAP_PAGES_PER_SECTION, PAGES_PER_SECTION, PHYS_PFN, ZONE_DEVICE, type MemSection, type MemmapRange } from "./memmap.ts";
 import { PG_reserved } from "./page-flags.ts";
 import type { MM } from "./mm.ts";
 import type { DevPagemap, VmemAltmap } from "./memremap.ts";
@@ -102,9 +102,6 @@ function fill(sec: MemSection, from: number, to: number, state: PageState): void
 export function vmem_altmap_offset(altmap: VmemAltmap): number {
   return altmap.reserve + altmap.free;
 }
-
-/** Each section's memmap is one 2 MiB vmemmap block: 512 pages of struct page. */
-const MEMMAP_PAGES_PER_SECTION = (PAGES_PER_SECTION * 64) / 4096;
 
 /**
  * add_pages() / __add_pages(): make each section present. Its memmap comes from the altmap

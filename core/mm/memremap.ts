@@ -9,7 +9,7 @@ import { GFP_KERNEL } from "./gfp.ts";
 import {
   add_pages, arch_add_memory, memmap_init_zone_device, move_pfn_range_to_zone, rangeAt, remove_pages, vmem_altmap_offset,
 } from "./memory_hotplug.ts";
-import { PA_SECTION_SIZE, PAGES_PER_SECTION, PFN_PHYS, PHYS_PFN, type Page } from "./memmap.ts";
+import { ALIGN, PA_SECTION_SIZE, PAGES_PER_SECTION, PFN_PHYS, PHYS_PFN, type Page } from "./memmap.ts";
 import type { MM } from "./mm.ts";
 import type { PercpuRef } from "./percpu-refcount.ts";
 import { __va } from "./physmem.ts";
@@ -109,10 +109,6 @@ export function pfn_end(pgmap: DevPagemap): number {
   return PHYS_PFN(pgmap.res.start + resource_size(pgmap.res));
 }
 
-function ALIGN(x: number, a: number): number {
-  return Math.ceil(x / a) * a;
-}
-
 export class Memremap {
   readonly #mm: MM;
   readonly pgmap_array = new PgmapArray();
@@ -136,21 +132,16 @@ export class Memremap {
     return this.table.filter((p): p is DevPagemap => p !== undefined);
   }
 
-  /** A pgmap that page->pgmap points at but that is not in pgmap_array (4.20 hmm_devmem). */
-  registerOwnMap(pgmap: DevPagemap): void {
-    this.#register(pgmap);
-  }
-
-  unregisterOwnMap(pgmap: DevPagemap): void {
-    this.#unregister(pgmap);
-  }
-
-  #register(pgmap: DevPagemap): void {
+  /**
+   * Give `pgmap` the id page->pgmap holds. devm_memremap_pages() does it for its maps; 4.20's
+   * hmm_devmem, whose pgmap is not in pgmap_array, calls it itself.
+   */
+  register(pgmap: DevPagemap): void {
     pgmap.id = this.table.length;
     this.table.push(pgmap);
   }
 
-  #unregister(pgmap: DevPagemap): void {
+  unregister(pgmap: DevPagemap): void {
     if (pgmap.id) this.table[pgmap.id] = undefined;
     pgmap.id = 0;
   }
@@ -192,7 +183,7 @@ export class Memremap {
     const fail = (err: number): number => {
       // err_array: 5.0 kills the ref on every failure from here on (patch 3/7).
       if (v.killOnError && pgmap.kill && pgmap.ref) pgmap.kill(pgmap.ref);
-      this.#unregister(pgmap);
+      this.unregister(pgmap);
       return err;
     };
 
@@ -210,7 +201,7 @@ export class Memremap {
     }
 
     pgmap.dev = dev;
-    this.#register(pgmap);
+    this.register(pgmap);
 
     // xa_store_range() allocates xarray nodes: failslab can fail it.
     if (mm.slab.should_failslab(576, GFP_KERNEL)) return fail(-ENOMEM);
@@ -270,7 +261,7 @@ export class Memremap {
       k.dev_WARN_ONCE(dev, "devm_memremap_pages_release:altmap", MEMREMAP_RELEASE,
         "devm_memremap_pages_release: failed to free all reserved pages\n");
     }
-    this.#unregister(pgmap);
+    this.unregister(pgmap);
   }
 
   /**
@@ -323,9 +314,5 @@ export class Memremap {
   /** dev_pagemap_put_ops() */
   dev_pagemap_put_ops(): void {
     if (--this.#devmap_enable === 0) this.devmap_managed_key = false;
-  }
-
-  get devmap_enable(): number {
-    return this.#devmap_enable;
   }
 }

@@ -14,7 +14,7 @@ import { HZ } from "../clock.ts";
 import { Ratelimit } from "../lib/ratelimit.ts";
 import { show_mem } from "./show_mem.ts";
 import {
-  Memmap, MemSection, pagePointer, PAGE_SIZE, PAGES_PER_SECTION, PFN_PHYS, STRUCT_PAGE_SIZE, VMEMMAP_START, ZONE_DEVICE, ZONE_POISON, type Page,
+  ALIGN, Memmap, MEMMAP_PAGES_PER_SECTION, MemSection, pagePointer, PAGE_SIZE, PAGES_PER_SECTION, PFN_PHYS, STRUCT_PAGE_SIZE, VMEMMAP_START, ZONE_DEVICE, ZONE_POISON, type Page,
 } from "./memmap.ts";
 import type { HotplugRange } from "./memory_hotplug.ts";
 import {
@@ -28,9 +28,6 @@ import {
   IORESOURCE_SYSTEM_RAM, Resource, ResourceTree,
 } from "./resource.ts";
 import { Slub, type KBuf } from "./slab.ts";
-
-/** Each present section's memmap is one 2 MiB vmemmap block (64 bytes x 32768 pages). */
-const MEMMAP_PER_SECTION = 2 << 20;
 
 export class MM {
   readonly k: Kernel;
@@ -81,7 +78,7 @@ export class MM {
     for (const r of mem) for (let s = Math.floor(r.start / PAGES_PER_SECTION); s * PAGES_PER_SECTION < r.end; s++) presentSections.add(s);
     const reserved: PfnRange[] = [
       { start: KERNEL_IMAGE.code.start / PAGE_SIZE, end: (KERNEL_IMAGE.bss.end + 1) / PAGE_SIZE },
-      ...this.#memmapReservation(mem, presentSections.size * MEMMAP_PER_SECTION),
+      ...this.#memmapReservation(mem, presentSections.size * MEMMAP_PAGES_PER_SECTION),
     ];
     this.pageAlloc = new PageAllocator(this.memmap, { memory, reserved }, {
       badPage: (page, reason, flags) => this.bad_page(page, reason, flags),
@@ -111,9 +108,9 @@ export class MM {
   }
 
   /** memblock allocates each section's vmemmap block top-down from the highest RAM. */
-  #memmapReservation(mem: PfnRange[], bytes: number): PfnRange[] {
+  #memmapReservation(mem: PfnRange[], pages: number): PfnRange[] {
     const out: PfnRange[] = [];
-    let need = bytes / PAGE_SIZE;
+    let need = pages;
     const kernelEnd = (KERNEL_IMAGE.bss.end + 1) / PAGE_SIZE;
     for (let i = mem.length - 1; i >= 0 && need > 0; i--) {
       const r = mem[i]!;
@@ -197,7 +194,7 @@ export class MM {
       if (e.type !== E820_TYPE_RAM) continue;
       const start = e.addr + e.size;
       const align = start < 1 << 20 ? 64 << 10 : start < 16 << 20 ? 1 << 20 : 64 << 20;
-      const end = Math.ceil(start / align) * align - 1;
+      const end = ALIGN(start, align) - 1;
       if (start >= end) continue;
       this.k.printk(`\x017e820: reserve RAM buffer [mem 0x${start.toString(16).padStart(8, "0")}-0x${end.toString(16).padStart(8, "0")}]\n`);
       this.iomem.reserve_region_with_split(this.iomem.root, start, end, "RAM buffer");
@@ -235,7 +232,7 @@ export class MM {
           out.m2 += 2048;
           pfn += M2;
         } else {
-          const next = Math.min(r.end, Math.ceil((pfn + 1) / M2) * M2);
+          const next = Math.min(r.end, ALIGN(pfn + 1, M2));
           out.k4 += (next - pfn) * 4;
           pfn = next;
         }
@@ -250,16 +247,6 @@ export class MM {
   }
 
   // ---- struct page references ------------------------------------------------------------
-
-  /** ZERO_PAGE(): the shared page of zeroes that read faults on anonymous memory map. */
-  ZERO_PAGE(): Page {
-    return this.zeroPfn;
-  }
-
-  /** is_zero_pfn() */
-  is_zero_pfn(pfn: number): boolean {
-    return pfn === this.zeroPfn;
-  }
 
   /** page_ref_count() */
   page_ref_count(page: Page): number {
@@ -408,29 +395,29 @@ export class MM {
   bad_page(page: Page, reason: string, badFlags: number): void {
     const k = this.k;
     const now = k.clock.jiffies;
-    if (this.#badPageShown === 60) {
-      if (now < this.#badPageResume) {
-        this.#badPageUnshown++;
-        this.memmap.section(page).mapcount[page - this.memmap.section(page).startPfn] = -1;
-        k.taint.add(TAINT_BAD_PAGE, "LOCKDEP_NOW_UNRELIABLE");
-        return;
-      }
-      if (this.#badPageUnshown) {
-        k.printk(`\x011BUG: Bad page state: ${this.#badPageUnshown} messages suppressed\n`);
-        this.#badPageUnshown = 0;
-      }
-      this.#badPageShown = 0;
-    }
-    if (this.#badPageShown++ === 0) this.#badPageResume = now + 60 * HZ;
-    k.printk(`\x011BUG: Bad page state in process ${k.sched.current.comm}  pfn:${page.toString(16).padStart(5, "0")}\n`);
-    this.dump_page(page, reason);
     const sec = this.memmap.section(page);
     const i = page - sec.startPfn;
-    const bad = badFlags & sec.flags[i]!;
-    if (bad) k.printk(`\x011bad because of flags: 0x${bad.toString(16)}(${formatPageFlags(bad)})\n`);
-    k.printk(`\x014Modules linked in:${k.modulesLinkedIn()}\n`);
-    k.bugs.dumpStack(4);
-    sec.mapcount[i] = -1; // page_mapcount_reset(): remove PageBuddy
+    // A burst of 60 reports, then quiet for the rest of that minute.
+    if (this.#badPageShown === 60 && now < this.#badPageResume) {
+      this.#badPageUnshown++;
+    } else {
+      if (this.#badPageShown === 60) {
+        if (this.#badPageUnshown) {
+          k.printk(`\x011BUG: Bad page state: ${this.#badPageUnshown} messages suppressed\n`);
+          this.#badPageUnshown = 0;
+        }
+        this.#badPageShown = 0;
+      }
+      if (this.#badPageShown++ === 0) this.#badPageResume = now + 60 * HZ;
+      k.printk(`\x011BUG: Bad page state in process ${k.sched.current.comm}  pfn:${page.toString(16).padStart(5, "0")}\n`);
+      this.dump_page(page, reason);
+      const bad = badFlags & sec.flags[i]!;
+      if (bad) k.printk(`\x011bad because of flags: 0x${bad.toString(16)}(${formatPageFlags(bad)})\n`);
+      k.printk(`\x014Modules linked in:${k.modulesLinkedIn()}\n`);
+      k.bugs.dumpStack(4);
+    }
+    // out: bad fields are left for debugging, except that PageBuddy could make trouble.
+    sec.mapcount[i] = -1; // page_mapcount_reset()
     k.taint.add(TAINT_BAD_PAGE, "LOCKDEP_NOW_UNRELIABLE");
   }
 

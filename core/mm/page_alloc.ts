@@ -10,7 +10,7 @@
 import { __GFP_ZERO, gfp_zone } from "./gfp.ts";
 import { findRange } from "../lib/ranges.ts";
 import {
-  Memmap, MemSection, PAGES_PER_SECTION, ZONE_DEVICE, ZONE_DMA, ZONE_DMA32, ZONE_MOVABLE, ZONE_NAMES, ZONE_NORMAL,
+  ALIGN, Memmap, MemSection, PAGES_PER_SECTION, ZONE_DEVICE, ZONE_DMA, ZONE_DMA32, ZONE_MOVABLE, ZONE_NAMES, ZONE_NORMAL,
   type MemmapRange, type Page,
 } from "./memmap.ts";
 import {
@@ -180,7 +180,7 @@ export class PageAllocator {
     const secs = mergeRanges(
       this.memblock.memory.map((r) => ({
         start: Math.floor(r.start / PAGES_PER_SECTION) * PAGES_PER_SECTION,
-        end: Math.ceil(r.end / PAGES_PER_SECTION) * PAGES_PER_SECTION,
+        end: ALIGN(r.end, PAGES_PER_SECTION),
       })),
     );
     return secs.map((r) => ({ startPfn: r.start, endPfn: r.end, name: "System RAM", init: (sec: MemSection) => this.#initSection(sec) }));

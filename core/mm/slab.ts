@@ -76,9 +76,10 @@ export const slub_max_order = 3;
 /** nr_cpu_ids of the emulated machine: one CPU. */
 const NR_CPU_IDS = 1;
 
+/** get_order(): the smallest order whose block holds `size` bytes (no int32 shift, so sizes past 2 GiB end). */
 function get_order(size: number): number {
   let order = 0;
-  while (PAGE_SIZE << order < size) order++;
+  while (PAGE_SIZE * 2 ** order < size) order++;
   return order;
 }
 
@@ -147,7 +148,7 @@ export class Slub {
     if (size === 0) return ZERO_SIZE_PTR;
     let buf: KBuf;
     if (size > KMALLOC_MAX_CACHE_SIZE) {
-      const order = Math.ceil(Math.log2(Math.ceil(size / PAGE_SIZE)));
+      const order = get_order(size);
       const page = this.#env.alloc_pages(gfp, order);
       if (page < 0) return null;
       buf = new KBuf(size, null, page, 0, order, owner);

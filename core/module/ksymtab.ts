@@ -5,7 +5,7 @@
 // devm_memremap_pages/hmm_devmem changes are spec module-loader §10 H3/H4.
 
 import { KERNEL_VERSIONS, type KernelVersion } from "../version.ts";
-import { crc32 } from "../lib/crc32.ts";
+import { crc32 } from "node:zlib";
 
 export type ExportClass = "EXPORT_SYMBOL" | "EXPORT_SYMBOL_GPL" | "EXPORT_SYMBOL_GPL_FUTURE";
 

@@ -11,7 +11,7 @@ import type { Kernel } from "../kernel.ts";
 import { KernelOops } from "../kernel/bug.ts";
 import { HungTaskError } from "../kernel/sched.ts";
 import { NSEC_PER_SEC } from "../clock.ts";
-import { crc32 } from "../lib/crc32.ts";
+import { crc32 } from "node:zlib";
 import { Prandom } from "../lib/random.ts";
 import {
   TAINT_CRAP, TAINT_FORCED_MODULE, TAINT_FORCED_RMMOD, TAINT_OOT_MODULE, TAINT_PROPRIETARY_MODULE, TAINT_SOFTLOCKUP, TAINT_UNSIGNED_MODULE,

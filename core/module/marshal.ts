@@ -28,6 +28,11 @@ export class DriverPointer {
 /** Which module a kernel-side callback calls into (for %pf: "name [module]"). */
 export const moduleOfFunction = new WeakMap<Function, string>();
 
+/** What %pf prints for a function: its name, with " [module]" for module code. */
+export function symbolString(name: string, mod: string | undefined): string {
+  return (name || "0x0") + (mod ? ` [${mod}]` : "");
+}
+
 const kindCache = new Map<string, Kind>();
 export function kind(spec: string): Kind {
   let k = kindCache.get(spec);
@@ -187,18 +192,24 @@ export class Marshal {
   }
 
 
+  /** The name of a module function as it arrives, [id, name]; null if `v` is not one. */
+  fnName(v: unknown): string | null {
+    if (!Array.isArray(v) || typeof v[0] !== "number" || !Number.isInteger(v[0]) || v[0] < 0) return null;
+    return typeof v[1] === "string" && v[1] ? v[1] : `${this.#mod.name}_fn${v[0]}`;
+  }
+
   /** A module function arrives as [id, name]: the name is what %pf prints for it. */
   #fnIn(kd: Extract<Kind, { t: "fn" }>, v: unknown): Function | null {
     if (v === null || v === undefined || v === 0) return null;
-    if (!Array.isArray(v) || typeof v[0] !== "number" || !Number.isInteger(v[0]) || v[0] < 0) throw new ArgError(`expected a function, got ${show(v)}`);
-    const id = v[0];
+    const name = this.fnName(v);
+    if (name === null) throw new ArgError(`expected a function, got ${show(v)}`);
+    const id = (v as [number])[0];
     const key = `${id}`;
     let f = this.#fns.get(key);
     if (!f) {
       const args = kd.args;
       const ret = kd.ret;
       const call = this.#callModule;
-      const name = typeof v[1] === "string" && v[1] ? v[1] : `${this.#mod.name}_fn${id}`;
       // What the kernel gets when the module fails in the call (it is contained already)
       // or answers with something that is not the right kind.
       const failed = () => (ret.t === "void" ? undefined : kd.onFault);

@@ -7,6 +7,7 @@ import type { ModuleRuntime } from "./runtime.ts";
 import type { ExportClass } from "./ksymtab.ts";
 import type { KBuf } from "../mm/slab.ts";
 import type { Resource } from "../mm/resource.ts";
+import { ALIGN, PAGE_SIZE } from "../mm/memmap.ts";
 import type { DeviceDriver } from "../base/device.ts";
 import type { PlatformDevice } from "../base/platform.ts";
 import type { HmmDevice } from "../mm/hmm-devmem.ts";
@@ -77,7 +78,7 @@ export class Module {
     this.infoName = get_modinfo(image.modinfo, "name") ?? image.thisModule;
     this.exports = image.exports.map((e) => ({ name: e.name, class: e.class, crc: e.crc }));
     this.base = base;
-    this.size = Math.ceil((image.code.length + image.modinfo.length + 512) / 4096) * 4096;
+    this.size = ALIGN(image.code.length + image.modinfo.length + 512, PAGE_SIZE);
     this.builtin = builtin;
   }
 

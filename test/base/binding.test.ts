@@ -3,9 +3,10 @@
 
 import { describe, expect, it } from "vitest";
 import { BusType, Device, DeviceDriver } from "../../core/base/device.ts";
-import { EBUSY, EINVAL, EIO, ENODEV, ENOMEM, ENXIO, EPROBE_DEFER } from "../../core/errno.ts";
+import { PLATFORM_DEVID_NONE, PlatformDevice } from "../../core/base/platform.ts";
+import { EBUSY, EEXIST, EINVAL, EIO, ENODEV, ENOMEM, ENXIO, EPROBE_DEFER } from "../../core/errno.ts";
 import { bindDevice, testBus } from "../helpers/devices.ts";
-import { boot, levelled, messages } from "../helpers/kernel.ts";
+import { boot, levelled, messages, tainted } from "../helpers/kernel.ts";
 
 describe("binding through the bus match", () => {
   it("binds a device registered after its driver", async () => {
@@ -397,5 +398,76 @@ describe("resources present before probing", () => {
     bindDevice(k, "clean", () => 0);
     expect(levelled(k, since)).toEqual([]);
     expect(k.tainted()).toBe("Not tainted");
+  });
+});
+
+describe("platform devices", () => {
+  // fs/sysfs/dir.c sysfs_warn_dup() in 4.19-5.0: pr_warn("sysfs: cannot create duplicate
+  // filename '%s/%s'\n", ...) and dump_stack(); lib/kobject.c kobject_add_internal() then
+  // pr_err()s "... failed for %s with -EEXIST, ...", and device_add() returns -EEXIST.
+  it("a second device of the same name is -EEXIST, with sysfs_warn_dup()'s report", async () => {
+    const k = await boot({ version: "4.20" });
+    const first = k.platform.platform_device_register_simple("twin", 3);
+    expect(first).toBeInstanceOf(PlatformDevice);
+    const since = k.log.nextSeq;
+    const { pid, rc } = k.sched.runAs("modprobe", () => ({ pid: k.sched.current.pid, rc: k.platform.platform_device_register_simple("twin", 3) }));
+    expect(rc).toBe(-EEXIST);
+    expect(levelled(k, since)).toEqual([
+      "<4>sysfs: cannot create duplicate filename '/devices/platform/twin.3'",
+      `<4>CPU: 0 PID: ${pid} Comm: modprobe Not tainted 4.20.0 #1`,
+      "<4>Hardware name: kemu Standard PC (emulated), BIOS kemu 04/01/2014",
+      "<4>Call Trace:",
+      "<4> sysfs_warn_dup",
+      "<4> sysfs_create_dir_ns",
+      "<4> kobject_add_internal",
+      "<4> kobject_add",
+      "<4> device_add",
+      "<4> platform_device_add",
+      "<4> platform_device_register_full",
+      "<3>kobject_add_internal failed for twin.3 with -EEXIST, don't try to register things with the same name in the same directory.",
+    ]);
+    // dump_stack() is no WARN: nothing is tainted.
+    expect(k.tainted()).toBe("Not tainted");
+    const other = k.platform.platform_device_register_simple("twin", PLATFORM_DEVID_NONE);
+    expect(other, "another name in the directory").toBeInstanceOf(PlatformDevice);
+    k.platform.platform_device_unregister(other as PlatformDevice);
+    k.platform.platform_device_unregister(first as PlatformDevice);
+  });
+});
+
+describe("device references", () => {
+  // kobject_put() -> kref_put() -> refcount_dec_and_test(): 4.19-5.0 lib/refcount.c
+  // refcount_sub_and_test_checked() (CONFIG_REFCOUNT_FULL) does
+  // WARN_ONCE(new > val, "refcount_t: underflow; use-after-free.\n") and returns false.
+  it("a put_device() after the last one is refcount_t's underflow WARN, once, and releases nothing again", async () => {
+    const k = await boot({ version: "4.20" });
+    const bus = testBus(k);
+    let releases = 0;
+    const dev = new Device("gone");
+    dev.release = () => releases++;
+    k.base.device_register(dev, bus);
+    k.base.device_unregister(dev);
+    expect(releases).toBe(1);
+    const since = k.log.nextSeq;
+    k.base.put_device(dev);
+    const lines = levelled(k, since);
+    expect(lines.slice(0, -1)).toEqual([
+      "<4>------------[ cut here ]------------",
+      "<4>refcount_t: underflow; use-after-free.",
+      "<4>WARNING: CPU: 0 PID: 1 at lib/refcount.c refcount_sub_and_test_checked",
+      "<4>Modules linked in:",
+      "<4>CPU: 0 PID: 1 Comm: swapper/0 Not tainted 4.20.0 #1",
+      "<4>Hardware name: kemu Standard PC (emulated), BIOS kemu 04/01/2014",
+      "<4>RIP: 0010:refcount_sub_and_test_checked",
+      "<4>Call Trace:",
+      "<4> kobject_put",
+      "<4> put_device",
+    ]);
+    expect(lines.at(-1)).toMatch(/^<4>---\[ end trace [0-9a-f]{16} \]---$/);
+    expect(k.tainted()).toBe(tainted("W"));
+    const again = k.log.nextSeq;
+    k.base.put_device(dev);
+    expect(levelled(k, again), "WARN_ONCE").toEqual([]);
+    expect(releases).toBe(1);
   });
 });

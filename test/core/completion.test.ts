@@ -348,4 +348,20 @@ describe("the hung task's stack (sched_show_task)", () => {
     expect(k.clock.now()).toBe(t0);
     expect(() => k.write("/proc/sys/kernel/hung_task_timeout_secs", "soon")).toThrow(/Invalid argument/);
   });
+
+  it("hung_task_warnings parses like proc_dointvec_minmax(): base 0, whitespace around, at least -1", async () => {
+    // kernel/sysctl.c proc_get_long(): simple_strtoul(p, &p, 0), then only ' ', '\t' or '\n'
+    // may follow; hung_task_warnings has .extra1 = &neg_one.
+    const k = await boot();
+    const file = "/proc/sys/kernel/hung_task_warnings";
+    const ok: [string, string][] = [["0x10", "16"], ["  7\n", "7"], ["010", "8"], ["-1", "-1"], ["3 4", "3"]];
+    for (const [v, shown] of ok) {
+      k.write(file, v);
+      expect(k.read(file), JSON.stringify(v)).toBe(`${shown}\n`);
+    }
+    for (const bad of ["", " ", "-2", "5x", "08", "+5", "2147483648", "-", "0x"]) {
+      expect(() => k.write(file, bad), JSON.stringify(bad)).toThrow(`write to ${file} failed: Invalid argument`);
+      expect(k.read(file), JSON.stringify(bad)).toBe("3\n");
+    }
+  });
 });

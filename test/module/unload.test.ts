@@ -79,6 +79,30 @@ describe("delete_module(): the decision order of 4.19-5.0 (U5) and kmod's rmmod 
     expect(k.modules.delete_module("", O_NONBLOCK | O_TRUNC)).toBe(-EPERM);
   });
 
+  it("modules_disabled only goes from 0 to 1: writing 0 is -EINVAL even while it is 0", async () => {
+    // kernel/sysctl.c kern_table: modules_disabled is proc_dointvec_minmax with
+    // .extra1 = .extra2 = &one ("only handle a transition from default "0" to "1").
+    const EINVAL = 22;
+    const k = await boot({ version: "4.20" });
+    const write = (v: string) => {
+      try {
+        k.write("/proc/sys/kernel/modules_disabled", v);
+        return 0;
+      } catch (e) {
+        expect((e as KernelError).message).toBe("write to /proc/sys/kernel/modules_disabled failed: Invalid argument");
+        return -(e as KernelError).errno;
+      }
+    };
+    expect(write("0")).toBe(-EINVAL);
+    expect(write("2")).toBe(-EINVAL);
+    expect(k.read("/proc/sys/kernel/modules_disabled")).toBe("0\n");
+    expect(write("1\n")).toBe(0);
+    expect(write("0x1")).toBe(0);
+    expect(write("0")).toBe(-EINVAL);
+    expect(write("-1")).toBe(-EINVAL);
+    expect(k.read("/proc/sys/kernel/modules_disabled")).toBe("1\n");
+  });
+
   it("an empty name is -ENOENT; a longer name is cut to MODULE_NAME_LEN-1 (55) characters and then looked up", async () => {
     // delete_module(): strncpy_from_user(name, name_user, MODULE_NAME_LEN-1) and
     // name[MODULE_NAME_LEN-1] = '\0': nothing rejects a long name, it is truncated.

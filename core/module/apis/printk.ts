@@ -1,6 +1,7 @@
 // printk() and the dev_printk() family as modules call them.
 
 import { vsprintf } from "../../lib/vsprintf.ts";
+import { symbolString } from "../marshal.ts";
 import { formatResource, Resource } from "../../mm/resource.ts";
 import { devPrefix, type Device } from "../../base/device.ts";
 import { defineApis, type CallCtx } from "../api.ts";
@@ -13,6 +14,12 @@ function format(c: CallCtx, fmt: string, args: unknown[]): string {
       const r = v as { start?: unknown; end?: unknown; flags?: unknown };
       if (typeof r.start !== "number" || typeof r.end !== "number") return null;
       return formatResource(new Resource(r.start, r.end, null, typeof r.flags === "number" ? r.flags : 0x200), raw);
+    },
+    // A module's function arrives as [id, name]; a kernel function as itself.
+    symbol: (v) => {
+      if (typeof v === "function") return c.k.symbolName(v);
+      const name = c.mod.marshal?.fnName(v) ?? null;
+      return name === null ? null : symbolString(name, c.mod.name);
     },
   });
 }
