@@ -12,7 +12,7 @@ import { codeImports, serializeKo, signKo, type KoImage } from "../../core/modul
 import { exportClass, kernelSymbol, symbolCrc, symversLine } from "../../core/module/ksymtab.ts";
 import { license_is_gpl_compatible } from "../../core/module/license.ts";
 import { SHIM_MACROS } from "../../core/module/shim.ts";
-import { crc32 } from "../../core/lib/crc32.ts";
+import { crc32 } from "node:zlib";
 import { profileFor, type KernelVersion } from "../../core/version.ts";
 import { nameExports, scanSource } from "./modinfo.ts";
 
