@@ -210,9 +210,10 @@ export class Kernel {
 
   /**
    * insmod: load a module file (a path or its bytes) as `insmod` would, as a new task.
-   * Throws a KernelError with insmod's message ("could not insert module ...") on failure.
+   * Throws a KernelError with insmod's message ("could not insert module ...") on failure;
+   * `filename` names bytes in that message (default "module.ko").
    */
-  async insmod(file: string | Uint8Array, opts: InsmodOptions = {}): Promise<Module> {
+  async insmod(file: string | Uint8Array, opts: InsmodOptions & { filename?: string } = {}): Promise<Module> {
     let bytes: Uint8Array;
     try {
       bytes = typeof file === "string" ? new Uint8Array(await readFile(file)) : file;
@@ -222,7 +223,7 @@ export class Kernel {
       const errno = ERRNO[code] ?? EIO;
       throw new KernelError(errno, `insmod: ERROR: could not load module ${file}: ${strerror(-errno)}`);
     }
-    const name = typeof file === "string" ? file : "module.ko";
+    const name = typeof file === "string" ? file : (opts.filename ?? "module.ko");
     try {
       return await this.sched.runAsAsync("insmod", async () => {
         const r = await this.modules.init_module(bytes, opts);

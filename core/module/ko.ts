@@ -164,32 +164,58 @@ export interface SigCheck {
   message?: string;
 }
 
+/** An appended signature split off its module: the parts mod_verify_sig() reads. */
+interface AppendedSig {
+  payload: Uint8Array;
+  info: Buffer;
+  blob: Buffer;
+}
+
+/** The signature's parts, null when none is appended, or an errno when it is malformed. */
+function splitSignature(bytes: Uint8Array): AppendedSig | null | number {
+  const marker = Buffer.from(MODULE_SIG_STRING);
+  const len = bytes.length;
+  if (len <= marker.length || !Buffer.from(bytes.subarray(len - marker.length)).equals(marker)) return null;
+  let modlen = len - marker.length;
+  if (modlen <= SIG_HEADER) return -EBADMSG;
+  const info = Buffer.from(bytes.subarray(modlen - SIG_HEADER, modlen));
+  modlen -= SIG_HEADER;
+  const sigLen = info.readUInt32BE(8);
+  if (sigLen >= modlen) return -EBADMSG;
+  modlen -= sigLen;
+  return { payload: bytes.subarray(0, modlen), info, blob: Buffer.from(bytes.subarray(modlen, modlen + sigLen)) };
+}
+
+/** The signer's key id and the signature of kemu's PKCS#7 stand-in, or null. */
+function pkcs7Parts(blob: Buffer): { keyId: Buffer; signature: Buffer } | null {
+  const tag = Buffer.from(PKCS7_TAG + "\0");
+  if (blob.length !== tag.length + 8 + 64 || !blob.subarray(0, tag.length).equals(tag)) return null;
+  return { keyId: blob.subarray(tag.length, tag.length + 8), signature: blob.subarray(tag.length + 8) };
+}
+
+/** What modinfo(8) shows of an appended signature, or null when the module is unsigned. */
+export function signatureInfo(bytes: Uint8Array): { keyId: Buffer; signature: Buffer } | null {
+  const sig = splitSignature(bytes);
+  return sig && typeof sig === "object" && sig.info[2] === PKEY_ID_PKCS7 ? pkcs7Parts(sig.blob) : null;
+}
+
 /**
  * module_sig_check()'s first half: strip and verify an appended signature (mod_verify_sig()).
  * Unsigned modules come back with -ENOKEY, as 4.19-5.0 report them.
  */
 export function checkSignature(bytes: Uint8Array, trusted: readonly KeyObject[]): SigCheck {
-  const marker = Buffer.from(MODULE_SIG_STRING);
-  const len = bytes.length;
-  if (len <= marker.length || !Buffer.from(bytes.subarray(len - marker.length)).equals(marker)) return { payload: bytes, err: -ENOKEY };
-  let modlen = len - marker.length;
-  if (modlen <= SIG_HEADER) return { payload: bytes, err: -EBADMSG };
-  const ms = Buffer.from(bytes.subarray(modlen - SIG_HEADER, modlen));
-  modlen -= SIG_HEADER;
-  const sigLen = ms.readUInt32BE(8);
-  if (sigLen >= modlen) return { payload: bytes, err: -EBADMSG };
-  modlen -= sigLen;
-  const payload = bytes.subarray(0, modlen);
+  const sig = splitSignature(bytes);
+  if (sig === null) return { payload: bytes, err: -ENOKEY };
+  if (typeof sig === "number") return { payload: bytes, err: sig };
+  const { payload, info: ms } = sig;
   if (ms[2] !== PKEY_ID_PKCS7) return { payload, err: -ENOPKG, message: "Module is not signed with expected PKCS#7 message" };
   if (ms[0] || ms[1] || ms[3] || ms[4] || ms[5] || ms[6] || ms[7]) {
     return { payload, err: -EBADMSG, message: "PKCS#7 signature info has unexpected non-zero params" };
   }
-  const blob = Buffer.from(bytes.subarray(modlen, modlen + sigLen));
-  const tag = Buffer.from(PKCS7_TAG + "\0");
-  if (blob.length !== tag.length + 8 + 64 || !blob.subarray(0, tag.length).equals(tag)) return { payload, err: -EBADMSG };
-  const id = blob.subarray(tag.length, tag.length + 8);
-  const key = trusted.find((k) => keyId(k).equals(id));
+  const parts = pkcs7Parts(sig.blob);
+  if (!parts) return { payload, err: -EBADMSG };
+  const key = trusted.find((k) => keyId(k).equals(parts.keyId));
   if (!key) return { payload, err: -ENOKEY };
-  const ok = edVerify(null, payload, key, blob.subarray(tag.length + 8));
+  const ok = edVerify(null, payload, key, parts.signature);
   return { payload, err: ok ? 0 : -EKEYREJECTED };
 }

@@ -33,6 +33,12 @@ export interface BuildOptions {
   symvers?: string[];
   /** KBUILD_MODPOST_WARN: undefined symbols are warnings, not errors. */
   modpostWarn?: boolean;
+  /**
+   * Who refuses a GPL-incompatible module's use of a GPL-only symbol: "modpost" (the default)
+   * stops the build as modpost does; "loader" keeps modpost's line as a warning and builds the
+   * module anyway, so that the kernel's own check at insmod decides (kemu check does this).
+   */
+  licenseGate?: "modpost" | "loader";
 }
 
 export interface BuildResult {
@@ -176,7 +182,12 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
     if (licenses.length > 0 && !gplCompatible) {
       // ≤5.10 modpost: fatal() at the first GPL-only symbol (all errors are listed from 5.11).
       if (cls === "EXPORT_SYMBOL_GPL") {
-        errors.push(`FATAL: modpost: GPL-incompatible module ${name}.ko uses GPL-only symbol '${s}'`);
+        const line = `FATAL: modpost: GPL-incompatible module ${name}.ko uses GPL-only symbol '${s}'`;
+        if (opts.licenseGate === "loader") {
+          if (!warnings.some((w) => w.startsWith("FATAL:"))) warnings.push(line);
+          continue;
+        }
+        errors.push(line);
         break;
       }
       if (cls === "EXPORT_SYMBOL_GPL_FUTURE") warnings.push(`WARNING: modpost: GPL-incompatible module ${name}.ko uses future GPL-only symbol '${s}'`);

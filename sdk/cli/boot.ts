@@ -5,7 +5,9 @@ import { resolve } from "node:path";
 import { KCONFIG_OPTIONS, type BootConfig, type KconfigOption, type PmemConfig, type ReservedConfig } from "../../core/config.ts";
 import { KernelError } from "../../core/errno.ts";
 import { Kernel } from "../../core/kernel.ts";
+import { BuildError } from "../build/build.ts";
 import { parse, UsageError, type Command } from "./command.ts";
+import { moduleFile } from "./driver-file.ts";
 
 const PRINTABLE: Record<string, string> = {
   dmesg: "",
@@ -31,8 +33,10 @@ Options:
   --reserved SPEC      a firmware-reserved range, repeatable: SIZE@START
   --seed N             seed for everything random (default 0)
   --kconfig LIST       comma-separated options to turn on: ${KCONFIG_OPTIONS.join(", ")}
-  --insmod FILE.ko     load a built module after boot, repeatable; a refused module
-                       prints insmod's error, boot goes on with the next, exit status 1
+  --insmod FILE        load a module after boot, repeatable: a built .ko, or a driver's
+                       .ts source, built first for --kernel; a module modpost or the
+                       kernel refuses prints their lines, boot goes on with the next,
+                       and the exit status is 1
   --run SCRIPT         import SCRIPT (an ES module) and await its default export,
                        an async function (kernel) => void, with the booted kernel
   --print LIST         comma-separated: ${Object.keys(PRINTABLE).join(", ")} (default dmesg)
@@ -95,12 +99,18 @@ export const bootCommand: Command = {
     }
     const k = await Kernel.boot(config);
     let status = 0;
+    // Modules built here link against the Module.symvers of those loaded before them.
+    const symvers: string[] = [];
     for (const file of values.insmod ?? []) {
       try {
-        await k.insmod(file);
+        const m = await moduleFile(file, { kernel: k.config.version, symvers: [...symvers] });
+        for (const w of m.warnings) process.stderr.write(`${w}\n`);
+        await k.insmod(m.file, { filename: m.filename });
+        if (m.symvers) symvers.push(m.symvers);
       } catch (e) {
-        if (!(e instanceof KernelError)) throw e;
-        process.stderr.write(`${e.message}\n`);
+        if (e instanceof BuildError) process.stderr.write([...e.warnings, ...e.errors].join("\n") + "\n");
+        else if (e instanceof KernelError) process.stderr.write(`${e.message}\n`);
+        else throw e;
         status = 1;
       }
     }

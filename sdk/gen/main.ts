@@ -2,10 +2,12 @@
 
 import { writeFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
+import { generateExportPolicy } from "./export-policy.ts";
 import { generateKernelDts } from "./kernel-dts.ts";
 
 export const GENERATED: Record<string, () => string> = {
   "sdk/types/kemu-kernel.d.ts": generateKernelDts,
+  "docs/export-policy.md": generateExportPolicy,
 };
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) {

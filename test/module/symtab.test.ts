@@ -62,6 +62,20 @@ describe("kemu/kernel", () => {
     expect(doc).toMatch(/5\.0: EXPORT_SYMBOL_GPL\b/);
   });
 
+  it("docs/export-policy.md lists the 5.0 changes and what each function needs", () => {
+    const doc = readFileSync(ROOT + "docs/export-policy.md", "utf8");
+    const changed = doc.slice(doc.indexOf("## What changed in 5.0"), doc.indexOf("## Every symbol"));
+    expect(changed.split("\n").filter((l) => l.startsWith("| `"))).toEqual([
+      "| `devm_memremap_pages` | kernel/memremap.c | EXPORT_SYMBOL | EXPORT_SYMBOL | EXPORT_SYMBOL_GPL |",
+      "| `hmm_devmem_add` | mm/hmm.c | EXPORT_SYMBOL | EXPORT_SYMBOL | EXPORT_SYMBOL_GPL |",
+      "| `hmm_devmem_add_resource` | mm/hmm.c | EXPORT_SYMBOL | EXPORT_SYMBOL | EXPORT_SYMBOL_GPL |",
+      "| `hmm_devmem_remove` | mm/hmm.c | EXPORT_SYMBOL | EXPORT_SYMBOL | not exported |",
+    ]);
+    expect(doc).toContain("| **`devm_memremap_pages`** | kernel/memremap.c | **EXPORT_SYMBOL** | **EXPORT_SYMBOL** | **EXPORT_SYMBOL_GPL** |");
+    expect(doc).toContain("| `percpu_ref_kill` | `percpu_ref_kill_and_confirm` | GPL | GPL | GPL |");
+    expect(doc).toContain("| `hmm_devmem_remove` | `hmm_devmem_remove` | any | any | nobody |");
+  });
+
   for (const path of Object.keys(GENERATED)) {
     it(`${path} is up to date (npm run gen)`, () => {
       expect(readFileSync(ROOT + path, "utf8") === GENERATED[path]!(), `${path} is stale: run npm run gen`).toBe(true);
