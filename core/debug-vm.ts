@@ -7,6 +7,7 @@ import { ALIGN, PAGES_PER_SECTION, ZONE_DEVICE } from "./mm/memmap.ts";
 import { pfn_end, pfn_first, type DevPagemap } from "./mm/memremap.ts";
 import { PAGE_POISON_PATTERN } from "./mm/page-flags.ts";
 import { HotplugRange } from "./mm/memory_hotplug.ts";
+import { HmmDevmem } from "./mm/hmm-devmem.ts";
 import type { KBuf } from "./mm/slab.ts";
 
 /** What the kernel looked like when boot finished: shutdown must return to it. */
@@ -80,7 +81,8 @@ export function checkInvariants(k: Kernel): string[] {
       problems.push(`${who}: no percpu_ref`);
       continue;
     }
-    const held = pagesHoldingRef(k, pgmap);
+    // 4.19/4.20 hmm_devmem_pages_create() never took per-page references (spec mm-hmm R4.3).
+    const held = pgmap.data instanceof HmmDevmem && !k.profile.hmm.devmemOnMemremap ? 0 : pagesHoldingRef(k, pgmap);
     const min = held + (ref.isDead ? 0 : 1);
     if (ref.count < min) problems.push(`${who}: percpu_ref count ${ref.count} is below the ${min} references its pages and owner hold`);
     if (ref.exited) problems.push(`${who}: percpu_ref exited while the pgmap is registered`);

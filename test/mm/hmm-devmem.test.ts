@@ -44,4 +44,22 @@ describe("hmm_devmem", () => {
     expect(k.tainted()).toBe("Not tainted");
     put();
   });
+
+  // 4.19/4.20 hmm_devmem_pages_create() took no per-page references (R4.3); from 5.0 the
+  // memory goes through devm_memremap_pages(), whose pages each hold one.
+  for (const [version, pages] of [["4.19", 0], ["4.20", 0], ["5.0", 32768]] as const) {
+    it(`${version}: the invariant checker counts ${pages} page references on the pgmap of live device memory`, async () => {
+      const k = await boot({ version });
+      const { devmem, put } = addDevmem(k, []);
+      expect(k.checkInvariants()).toEqual([]);
+      // One reference fewer than the pages and the owner hold is caught.
+      devmem.ref.put();
+      const r = devmem.resource!;
+      expect(k.checkInvariants()).toEqual([
+        `pgmap hmm_device0 ${r.start.toString(16)}-${r.end.toString(16)}: percpu_ref count ${pages} is below the ${pages + 1} references its pages and owner hold`,
+      ]);
+      devmem.ref.get();
+      put();
+    });
+  }
 });

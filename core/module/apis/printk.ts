@@ -11,6 +11,15 @@ function format(c: CallCtx, fmt: string, args: unknown[]): string {
     hashPointer: (v) => c.k.hashPointer(v),
     resource: (v, raw) => {
       if (!v || typeof v !== "object") return null;
+      // A kernel resource the module holds arrives as its handle.
+      const h = (v as { handle?: unknown }).handle;
+      if (h !== undefined) {
+        try {
+          return formatResource(c.k.modules.handles.get<Resource>(c.mod.name, h, "resource"), raw);
+        } catch {
+          return null;
+        }
+      }
       const r = v as { start?: unknown; end?: unknown; flags?: unknown };
       if (typeof r.start !== "number" || typeof r.end !== "number") return null;
       return formatResource(new Resource(r.start, r.end, null, typeof r.flags === "number" ? r.flags : 0x200), raw);
