@@ -1,7 +1,8 @@
 // kemu check: does this driver load, kernel by kernel? For each version: boot a kernel,
-// build the driver for it (modpost reports GPL-only use instead of stopping, so the loader's
-// own check runs), insmod it, and report what the kernel said.
+// build the driver for it (modpost reports instead of stopping, so the loader's own checks
+// run), insmod it, and report what the kernel said.
 
+import { existsSync } from "node:fs";
 import { Kernel } from "../../core/kernel.ts";
 import { KernelError } from "../../core/errno.ts";
 import { exportClass, kernelSymbol } from "../../core/module/ksymtab.ts";
@@ -16,8 +17,9 @@ For each kernel version: boot a kernel, insmod DRIVER (a .ko, or a driver's .ts 
 built for that version), and report whether it loaded, which symbols were refused and why,
 the taints, modpost's findings and the kernel log of the attempt.
 
-A source is built with modpost's GPL-only check reporting instead of stopping, so that the
-kernel's own check at load time decides; modpost's line is shown with the result.
+A source is built with modpost reporting instead of stopping (GPL-only and undefined
+symbols, as KBUILD_MODPOST_WARN=1 does for the latter), so that the kernel's own checks at
+load time decide; modpost's lines are shown with the result.
 
 Options:
   --kernel LIST        comma-separated versions (default: ${KERNEL_VERSIONS.join(",")})
@@ -96,7 +98,7 @@ export async function checkDriver(driver: string, v: KernelVersion, withFiles: r
     const r: CheckResult = { kernel: v, module: null, loaded: false, error: null, errno: null, taints: [], tainted: "", refused: [], modpost: [], dmesg: [] };
     let license: string | null = null;
     try {
-      const m = await moduleFile(driver, { kernel: v, symvers, licenseGate: "loader" });
+      const m = await moduleFile(driver, { kernel: v, symvers, licenseGate: "loader", modpostWarn: true });
       r.module = m.name;
       r.modpost = m.warnings;
       license = m.license;
@@ -161,6 +163,9 @@ export const checkCommand: Command = {
     }
     if (versions.length === 0) throw new UsageError("check: --kernel names no version");
     const driver = positionals[0]!;
+    for (const f of [driver, ...(values.with ?? [])]) {
+      if (!existsSync(f)) throw new UsageError(`check: ${f}: no such file`);
+    }
     const results: CheckResult[] = [];
     for (const v of versions as KernelVersion[]) results.push(await checkDriver(driver, v, values.with ?? []));
     process.stdout.write(values.json ? JSON.stringify({ driver, results }, null, 2) + "\n" : formatResults(driver, results));
