@@ -4,7 +4,7 @@ import { defineConfig } from "vitest/config";
 // threads cannot take that flag, so tests run in forked processes.
 export default defineConfig({
   test: {
-    include: ["test/**/*.test.ts"],
+    include: ["test/**/*.test.ts", "docs/**/*.test.ts"],
     pool: "forks",
     execArgv: ["--no-node-snapshot"],
     testTimeout: 30_000,
