@@ -3,18 +3,23 @@
 import { KernelError } from "../../core/errno.ts";
 import { bench } from "./bench.ts";
 import { bootCommand } from "./boot.ts";
+import { buildCommand } from "./build.ts";
+import { checkCommand } from "./check.ts";
 import { UsageError, type Command } from "./command.ts";
 import { demo } from "./demo.ts";
+import { modinfoCommand } from "./modinfo.ts";
+import { newCommand } from "./new.ts";
 
-const COMMANDS: readonly Command[] = [bootCommand, bench, demo];
+const COMMANDS: readonly Command[] = [bootCommand, buildCommand, modinfoCommand, checkCommand, newCommand, bench, demo];
 
 function usage(): string {
   const width = Math.max(...COMMANDS.map((c) => c.name.length));
   return [
     "Usage: kemu <command> [options]",
     "",
-    "kemu emulates the Linux 4.20/5.0 memory-management subsystem (iomem, memmap, ZONE_DEVICE,",
-    "devm_memremap_pages) with kernel-exact messages.",
+    "kemu emulates the Linux 4.19-5.0 memory-management subsystem (iomem, memmap, ZONE_DEVICE,",
+    "devm_memremap_pages, HMM) and its module loader, with kernel-exact messages; drivers are",
+    "TypeScript modules, each loaded into its own isolate.",
     "",
     "Commands:",
     ...COMMANDS.map((c) => `  ${c.name.padEnd(width)}  ${c.summary}`),
