@@ -54,11 +54,14 @@ export interface BuildResult {
 export class BuildError extends Error {
   readonly errors: string[];
   readonly warnings: string[];
-  constructor(errors: string[], warnings: string[]) {
+  /** Which step refused the driver: esbuild (bundling its sources) or modpost. */
+  readonly stage: "bundle" | "modpost";
+  constructor(errors: string[], warnings: string[], stage: "bundle" | "modpost") {
     super(errors.join("\n"));
     this.name = "BuildError";
     this.errors = errors;
     this.warnings = warnings;
+    this.stage = stage;
   }
 }
 
@@ -88,6 +91,10 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
   const warnings: string[] = [];
   const sources = new Map<string, string>();
 
+  // Names the driver takes from kemu/kernel that the kernel does not provide: exported by the
+  // virtual kemu/kernel on a second pass, so that they stay imports and modpost reports them
+  // as undefined (an ERROR, or a WARNING under KBUILD_MODPOST_WARN) like any other symbol.
+  const unknown = new Set<string>();
   const kernelPlugin: esbuild.Plugin = {
     name: "kemu-kernel",
     setup(b) {
@@ -102,7 +109,7 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
       });
       b.onLoad({ filter: /.*/, namespace: "kemu-kernel" }, () => ({
         loader: "js",
-        contents: [...KERNEL_NAMES].map((n) => `export { default as ${n} } from "ksym:${n}";`).join("\n"),
+        contents: [...KERNEL_NAMES, ...unknown].map((n) => `export { default as ${n} } from "ksym:${n}";`).join("\n"),
       }));
       b.onLoad({ filter: /.*/, namespace: "ksym" }, (a) => ({ loader: "js", contents: `export { ${a.path} as default } from "kemu/kernel";` }));
       b.onLoad({ filter: /\.[cm]?[jt]s$/ }, async (a) => {
@@ -112,10 +119,8 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
       });
     },
   };
-
-  let out: esbuild.BuildResult<{ write: false }>;
-  try {
-    out = await esbuild.build({
+  const bundle = () =>
+    esbuild.build({
       entryPoints: [entry],
       // Paths in the output are relative to the driver, so a build is the same anywhere.
       absWorkingDir: dirname(entry),
@@ -129,15 +134,28 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
       logLevel: "silent",
       plugins: [kernelPlugin],
     });
-  } catch (e) {
-    const f = e as esbuild.BuildFailure;
-    for (const m of f.errors ?? []) {
-      const missing = /No matching export in "kemu-kernel:index" for import "([^"]+)"/.exec(m.text);
-      if (missing) errors.push(`ERROR: "${missing[1]}" [${name}.ko] undefined!`);
-      else errors.push(m.location ? `${m.location.file}:${m.location.line}:${m.location.column}: ${m.text}` : m.text);
+  // A named import of a missing name fails the bundle; a namespace member (k.name) warns.
+  const MISSING = /^(?:No matching export in "kemu-kernel:index" for import|Import) "([^"]+)"(?: will always be undefined because there is no matching export in "kemu-kernel:index")?$/;
+
+  let out: esbuild.BuildResult<{ write: false }> | null = null;
+  for (let pass = 0; pass < 2 && !out; pass++) {
+    try {
+      const r = await bundle();
+      const missing = r.warnings.map((w) => MISSING.exec(w.text)?.[1]).filter((n): n is string => n !== undefined && !unknown.has(n));
+      if (missing.length === 0) out = r;
+      for (const n of missing) unknown.add(n);
+    } catch (e) {
+      const f = e as esbuild.BuildFailure;
+      const missing = (f.errors ?? []).map((m) => MISSING.exec(m.text)?.[1]);
+      if (pass === 0 && f.errors?.length && missing.every((n) => n !== undefined)) {
+        for (const n of missing) unknown.add(n!);
+        continue;
+      }
+      for (const m of f.errors ?? []) errors.push(m.location ? `${m.location.file}:${m.location.line}:${m.location.column}: ${m.text}` : m.text);
+      throw new BuildError(errors.length ? errors : [String(e)], warnings, "bundle");
     }
-    throw new BuildError(errors.length ? errors : [String(e)], warnings);
   }
+  if (!out) throw new BuildError([`kemu/kernel names could not be resolved: ${[...unknown].join(", ")}`], warnings, "bundle");
   const code = out.outputFiles[0]!.text;
 
   // .modinfo and __ksymtab from the sources, in file order.
@@ -193,7 +211,7 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
       if (cls === "EXPORT_SYMBOL_GPL_FUTURE") warnings.push(`WARNING: modpost: GPL-incompatible module ${name}.ko uses future GPL-only symbol '${s}'`);
     }
   }
-  if (errors.length) throw new BuildError(errors, warnings);
+  if (errors.length) throw new BuildError(errors, warnings, "modpost");
 
   const vermagic = `${profileFor(version).release} SMP mod_unload ${opts.modversions ? "modversions " : ""}`;
   const srcversion = createHash("sha256").update([...sources.values()].join("\0")).digest("hex").slice(0, 23).toUpperCase();

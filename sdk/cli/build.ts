@@ -1,7 +1,7 @@
 // kemu build: Kbuild for one out-of-tree driver: bundle, modpost, write NAME.ko (and
 // Module.symvers when the module exports symbols).
 
-import { readFileSync, mkdirSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { dirname, join, relative, resolve } from "node:path";
 import { build, BuildError } from "../build/build.ts";
 import { isKernelVersion, KERNEL_VERSIONS } from "../../core/version.ts";
@@ -21,7 +21,8 @@ modpost's checks, with its wording:
   WARNING: modpost: missing MODULE_LICENSE() in NAME.o
 
 Options:
-  -o, --output FILE     where to write the module (default: NAME.ko next to DRIVER.ts)
+  -o, --output FILE     where to write the module (default: NAME.ko next to DRIVER.ts);
+                        a directory (existing, or ending in '/') gets NAME.ko
   --kernel V            kernel version to build for: ${KERNEL_VERSIONS.join(", ")} (default 5.0);
                         it sets vermagic and the export classes modpost checks against
   --name NAME           the module name (default: DRIVER's file name, '-' becoming '_')
@@ -84,6 +85,7 @@ export const buildCommand: Command = {
       });
     } catch (e) {
       if (!(e instanceof BuildError)) throw e;
+      if (e.stage === "modpost") process.stdout.write("  MODPOST 1 modules\n");
       for (const w of e.warnings) process.stderr.write(w + "\n");
       for (const err of e.errors) process.stderr.write(err + "\n");
       return 1;
@@ -91,8 +93,15 @@ export const buildCommand: Command = {
     process.stdout.write("  MODPOST 1 modules\n");
     for (const w of r.warnings) process.stderr.write(w + "\n");
     const name = r.image.thisModule;
-    const out = resolve(values.output ?? join(dirname(resolve(entry)), `${name}.ko`));
-    mkdirSync(dirname(out), { recursive: true });
+    // -o DIR (an existing directory, or a path ending in '/') puts NAME.ko in it.
+    const o = values.output;
+    const intoDir = o !== undefined && (/[/\\]$/.test(o) || (existsSync(o) && statSync(o).isDirectory()));
+    const out = resolve(o === undefined ? join(dirname(resolve(entry)), `${name}.ko`) : intoDir ? join(o, `${name}.ko`) : o);
+    try {
+      mkdirSync(dirname(out), { recursive: true });
+    } catch (e) {
+      throw new UsageError(`build: -o ${o}: cannot create ${dirname(out)}: ${(e as NodeJS.ErrnoException).code === "EEXIST" ? "a file is in the way" : (e as Error).message}`);
+    }
     writeFileSync(out, r.ko);
     process.stdout.write(`  LD [M]  ${show(out)}\n`);
     if (r.symvers) {

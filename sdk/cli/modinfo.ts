@@ -43,31 +43,41 @@ function moduleInfo(bytes: Uint8Array): [string, string][] {
   return info;
 }
 
+/** modinfo(8)'s "key:" column: printf("%s:%-*s", key, 15 - keylen, ""), where a negative
+ *  width is a left-justified positive one. */
+function keyColumn(key: string): string {
+  return `${key}:${" ".repeat(Math.abs(15 - key.length))}`;
+}
+
 /** modinfo_do() for one file: what it prints, or kmod's error. */
 export function modinfo(path: string, field: string | null, sep: string): { out: string; err: string | null } {
   const abs = resolve(path);
+  // is_module_filename(): a regular file named *.ko (compressed too); anything else is looked
+  // up as a module name, and kemu has no modules.dep to find one in.
+  let isFile = false;
   try {
-    if (!statSync(abs).isFile()) return { out: "", err: `modinfo: ERROR: Module ${path} not found.` };
+    isFile = statSync(abs).isFile();
   } catch {
-    return { out: "", err: `modinfo: ERROR: Module ${path} not found.` };
+    // not there
   }
+  if (!isFile || !/\.ko(\.(gz|xz|zst))?$/.test(abs)) return { out: "", err: `modinfo: ERROR: Module ${path} not found.` };
+  if (field === "filename") return { out: abs + sep, err: null };
+  let out = field === null ? keyColumn("filename") + abs + sep : "";
   let info: [string, string][];
   try {
     info = moduleInfo(new Uint8Array(readFileSync(abs)));
   } catch {
     // kmod's path_to_modname(): the file name up to its first '.', '-' read as '_'.
     const name = basename(abs).split(".")[0]!.replaceAll("-", "_");
-    return { out: "", err: `modinfo: ERROR: could not get modinfo from '${name}': Exec format error` };
+    return { out, err: `modinfo: ERROR: could not get modinfo from '${name}': Exec format error` };
   }
-  if (field === "filename") return { out: abs + sep, err: null };
-  let out = field === null ? "filename:".padEnd(16) + abs + sep : "";
   for (const [key, value] of info) {
     if (field !== null) {
       if (key === field) out += value + sep;
     } else if (sep === "\0") {
       out += `${key}=${value}${sep}`;
     } else {
-      out += `${key}:`.padEnd(16) + value + sep;
+      out += keyColumn(key) + value + sep;
     }
   }
   return { out, err: null };
