@@ -4,7 +4,7 @@
 import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { dirname, join, relative, resolve } from "node:path";
 import { build, BuildError } from "../build/build.ts";
-import { isKernelVersion, KERNEL_VERSIONS } from "../../core/version.ts";
+import { isKernelVersion, KERNEL_VERSIONS, type KernelVersion } from "../../core/version.ts";
 import { parse, UsageError, type Command } from "./command.ts";
 import { isDriverSource } from "./driver-file.ts";
 
@@ -88,6 +88,7 @@ export const buildCommand: Command = {
       if (e.stage === "modpost") process.stdout.write("  MODPOST 1 modules\n");
       for (const w of e.warnings) process.stderr.write(w + "\n");
       for (const err of e.errors) process.stderr.write(err + "\n");
+      for (const h of hints(e.errors, kernel)) process.stderr.write(`kemu build: ${h}\n`);
       return 1;
     }
     process.stdout.write("  MODPOST 1 modules\n");
@@ -121,3 +122,19 @@ export const buildCommand: Command = {
   },
 };
 
+/** What to do about modpost's refusals: one line per kind of error. */
+function hints(errors: string[], kernel: KernelVersion): string[] {
+  const out: string[] = [];
+  const gpl = errors.map((e) => /uses GPL-only symbol '(.+)'$/.exec(e)?.[1]).find(Boolean);
+  if (gpl) {
+    out.push(`'${gpl}' is exported GPL-only: a module using it needs a GPL-compatible MODULE_LICENSE() (docs/export-policy.md lists each version's exports)`);
+  }
+  const undef = errors.map((e) => /^ERROR: "(.+)" \[.+\] undefined!$/.exec(e)?.[1]).filter(Boolean);
+  if (undef.length) {
+    out.push(
+      `${undef.map((u) => `"${u}"`).join(", ")}: not exported by ${kernel} (docs/export-policy.md lists what is); ` +
+        "another module's export needs that module's Module.symvers (--symvers FILE)",
+    );
+  }
+  return out;
+}

@@ -52,6 +52,12 @@ function put(rel: string, text: string): string {
 
 const bytes = (rel: string) => readFileSync(join(DIR, rel));
 
+/** The line kemu build adds after modpost's refusals, saying what to do. */
+const GPL_HINT = (sym: string) =>
+  `kemu build: '${sym}' is exported GPL-only: a module using it needs a GPL-compatible MODULE_LICENSE() (docs/export-policy.md lists each version's exports)\n`;
+const UNDEF_HINT = (sym: string, kernel = "5.0") =>
+  `kemu build: "${sym}": not exported by ${kernel} (docs/export-policy.md lists what is); another module's export needs that module's Module.symvers (--symvers FILE)\n`;
+
 /** A GPL driver with every kind of MODULE_*() literal (and one commented out). */
 const GOOD = `
 import * as k from "kemu/kernel";
@@ -202,7 +208,7 @@ describe.concurrent("kemu build", () => {
   it("a proprietary driver using a GPL-only symbol under 5.0: modpost's FATAL line, exit 1, no .ko", async ({ expect }) => {
     put("gpl50/gpumem.ts", GPUMEM);
     const r = await kemu(["build", "gpl50/gpumem.ts", "--kernel", "5.0"]);
-    expect(r.stderr).toBe("FATAL: modpost: GPL-incompatible module gpumem.ko uses GPL-only symbol 'devm_memremap_pages'\n");
+    expect(r.stderr).toBe("FATAL: modpost: GPL-incompatible module gpumem.ko uses GPL-only symbol 'devm_memremap_pages'\n" + GPL_HINT("devm_memremap_pages"));
     expect(r.stdout).toBe("  BUNDLE  gpl50/gpumem.ts\n  MODPOST 1 modules\n");
     expect(r.status).toBe(1);
     expect(existsSync(join(DIR, "gpl50/gpumem.ko"))).toBe(false);
@@ -234,7 +240,7 @@ module_init(() => nosuch());
     it('a kernel symbol nobody exports: ERROR: "SYM" [NAME.ko] undefined!, exit 1, no .ko', async ({ expect }) => {
       put("undef/unknown.ts", KERNEL_UNKNOWN);
       const r = await kemu(["build", "undef/unknown.ts"]);
-      expect(r.stderr).toBe('ERROR: "nosuch" [unknown.ko] undefined!\n');
+      expect(r.stderr).toBe('ERROR: "nosuch" [unknown.ko] undefined!\n' + UNDEF_HINT("nosuch"));
       expect(r.status).toBe(1);
       expect(existsSync(join(DIR, "undef/unknown.ko"))).toBe(false);
     });
@@ -251,7 +257,7 @@ module_init(() => nosuch());
     it("a namespace member the kernel lacks (k.nosuch) is undefined too, not a silent undefined at run time", async ({ expect }) => {
       put("undefns/ns.ts", 'import * as k from "kemu/kernel";\nk.MODULE_LICENSE("GPL");\nk.module_init(() => k.nosuch());\n');
       const e = await kemu(["build", "undefns/ns.ts"]);
-      expect(e.stderr).toBe('ERROR: "nosuch" [ns.ko] undefined!\n');
+      expect(e.stderr).toBe('ERROR: "nosuch" [ns.ko] undefined!\n' + UNDEF_HINT("nosuch"));
       expect(e.status).toBe(1);
       const w = await kemu(["build", "undefns/ns.ts", "--modpost-warn"]);
       expect(w.stderr).toBe('WARNING: "nosuch" [ns.ko] undefined!\n');
@@ -265,7 +271,7 @@ module_init(() => nosuch());
     it("an extern no Module.symvers names: ERROR, and with --modpost-warn a WARNING and a .ko", async ({ expect }) => {
       put("extern/unknown.ts", EXTERN_UNKNOWN);
       const e = await kemu(["build", "extern/unknown.ts"]);
-      expect(e.stderr).toBe('ERROR: "nosuch" [unknown.ko] undefined!\n');
+      expect(e.stderr).toBe('ERROR: "nosuch" [unknown.ko] undefined!\n' + UNDEF_HINT("nosuch"));
       expect(e.status).toBe(1);
       expect(existsSync(join(DIR, "extern/unknown.ko"))).toBe(false);
       const w = await kemu(["build", "extern/unknown.ts", "--modpost-warn"]);
@@ -382,7 +388,7 @@ module_init(() => nosuch());
 
     it("without it, the extern is undefined", async ({ expect }) => {
       const r = await kemu(["build", "ext/user.ts"]);
-      expect(r.stderr).toBe('ERROR: "alpha_add" [user.ko] undefined!\n');
+      expect(r.stderr).toBe('ERROR: "alpha_add" [user.ko] undefined!\n' + UNDEF_HINT("alpha_add"));
       expect(r.status).toBe(1);
     });
 
@@ -397,7 +403,7 @@ module_init(() => nosuch());
 
     it("a proprietary user of a module's EXPORT_SYMBOL_GPL is modpost's FATAL too", async ({ expect }) => {
       const r = await kemu(["build", "ext/closed.ts", "--symvers", "ext/alpha.symvers"]);
-      expect(r.stderr).toBe("FATAL: modpost: GPL-incompatible module closed.ko uses GPL-only symbol 'alpha_tag'\n");
+      expect(r.stderr).toBe("FATAL: modpost: GPL-incompatible module closed.ko uses GPL-only symbol 'alpha_tag'\n" + GPL_HINT("alpha_tag"));
       expect(r.status).toBe(1);
       expect(existsSync(join(DIR, "ext/closed.ko"))).toBe(false);
     });
