@@ -11,6 +11,7 @@ import { Sched } from "./kernel/sched.ts";
 import type { FaultAttr } from "./lib/fault-inject.ts";
 import { Prandom } from "./lib/random.ts";
 import { MM } from "./mm/mm.ts";
+import { devmemHooks, type DevmemHooks } from "./mm/devmem-hooks.ts";
 import { PercpuRef, type PercpuRefEnv, type PercpuRefFunc } from "./mm/percpu-refcount.ts";
 import { PrintkLog, type DmesgOptions, type PrintkRecord } from "./printk.ts";
 import { Taint } from "./taint.ts";
@@ -21,7 +22,8 @@ import { PlatformBus } from "./base/platform.ts";
 import { Hmm } from "./mm/hmm-devmem.ts";
 import { insmodError, ModuleSubsystem, O_NONBLOCK, O_TRUNC, type InsmodOptions } from "./module/loader.ts";
 import type { Module } from "./module/module.ts";
-import { moduleOfFunction, symbolString } from "./module/marshal.ts";
+import { symbolString } from "./module/marshal.ts";
+import { moduleOfFunction } from "./kernel/kallsyms.ts";
 import { KernelError, EBUSY, EINVAL, EIO, ENOENT, ERRNO, strerror } from "./errno.ts";
 import { readFile } from "node:fs/promises";
 
@@ -46,6 +48,8 @@ export class Kernel {
   readonly hooks: Readonly<{
     /** Every printk record as it completes: (record, formatted line). */
     printk: SyncHook<[PrintkRecord, string]>;
+    /** Device memory: the CPU fault and page-free hooks, per pgmap (devmem-hooks.ts). */
+    devmem: DevmemHooks;
   }>;
   readonly cmdline = "console=ttyS0";
   readonly percpuRefEnv: PercpuRefEnv;
@@ -57,7 +61,7 @@ export class Kernel {
     this.config = config;
     this.profile = profileFor(config.version);
     this.log = new PrintkLog(this.clock, config.logBufLen);
-    this.hooks = Object.freeze({ printk: new SyncHook<[PrintkRecord, string]>(["record", "line"]) });
+    this.hooks = Object.freeze({ printk: new SyncHook<[PrintkRecord, string]>(["record", "line"]), devmem: devmemHooks() });
     this.log.onLine((rec, line) => this.hooks.printk.call(rec, line));
     if (config.console) {
       const out = config.console;

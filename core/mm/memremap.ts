@@ -11,6 +11,7 @@ import {
 } from "./memory_hotplug.ts";
 import { ALIGN, PA_SECTION_SIZE, PAGES_PER_SECTION, PFN_PHYS, PHYS_PFN, type Page } from "./memmap.ts";
 import type { MM } from "./mm.ts";
+import { moduleOfFunction } from "../kernel/kallsyms.ts";
 import type { PercpuRef } from "./percpu-refcount.ts";
 import { __va } from "./physmem.ts";
 import {
@@ -99,6 +100,19 @@ export class PgmapArray {
   }
 }
 
+/** VM_FAULT_SIGBUS: what a device fault no tap answered comes to. */
+const VM_FAULT_SIGBUS = 0x0002;
+
+/** The module whose callbacks a pgmap carries (for its taps' names), or "kernel". */
+function pgmapOwner(pgmap: DevPagemap): string {
+  const ops = (pgmap.container as { ops?: Record<string, unknown> } | null)?.ops;
+  for (const fn of [pgmap.page_free, pgmap.page_fault, ops?.["free"], ops?.["fault"]]) {
+    const owner = typeof fn === "function" ? moduleOfFunction.get(fn) : undefined;
+    if (owner) return owner;
+  }
+  return "kernel";
+}
+
 export function pfn_first(pgmap: DevPagemap): number {
   let pfn = PHYS_PFN(pgmap.res.start);
   if (pgmap.altmap_valid) pfn += vmem_altmap_offset(pgmap.altmap);
@@ -139,6 +153,26 @@ export class Memremap {
   register(pgmap: DevPagemap): void {
     pgmap.id = this.table.length;
     this.table.push(pgmap);
+    // The owner's callbacks become the pgmap's taps; ids are never reused, so the hooks of
+    // an unregistered pgmap are simply never called again.
+    const hooks = this.#mm.k.hooks.devmem;
+    const name = pgmapOwner(pgmap);
+    hooks.free.for(pgmap.id).tap(name, (page) => pgmap.page_free!(page, pgmap.data));
+    hooks.fault.for(pgmap.id).tap(name, (vma, addr, page, flags) => {
+      // 4.20: pgmap->page_fault; 5.0: the hmm_devmem that embeds the pgmap (container_of).
+      const fault = pgmap.page_fault ?? (pgmap.container as { page_fault?: DevPageFault | null } | null)?.page_fault;
+      if (!fault) return this.#mm.nullDeref("device_private_entry_fault");
+      return fault(vma, addr, page, flags, null);
+    });
+  }
+
+  /**
+   * device_private_entry_fault(): a CPU access to a device-private entry asks the page's
+   * owner, through the pgmap's fault hook, to migrate it back (spec mm-hmm R3.8).
+   */
+  device_private_entry_fault(vma: unknown, addr: number, page: Page, flags: number): number {
+    const id = this.#mm.memmap.section(page).pgmap[page % PAGES_PER_SECTION]!;
+    return this.#mm.k.hooks.devmem.fault.get(id)!.call(vma, addr, page, flags) ?? VM_FAULT_SIGBUS;
   }
 
   unregister(pgmap: DevPagemap): void {

@@ -311,8 +311,8 @@ export class MM {
       // ->mapping is left alone: HMM's page_free clears it (2fa147bdbf67, 4.19).
       sec.flags[i] = sec.flags[i]! & ~((1 << PG_active) | (1 << PG_waiters));
       const pgmap = this.memremap.pgmapOf(sec.pgmap[i]!)!;
-      if (!pgmap.page_free) this.#nullDeref("__put_devmap_managed_page");
-      pgmap.page_free(page, pgmap.data);
+      if (!pgmap.page_free) this.nullDeref("__put_devmap_managed_page");
+      this.k.hooks.devmem.free.get(pgmap.id)!.call(page);
     } else if (count === 0) {
       this.__put_page(page);
     }
@@ -437,7 +437,8 @@ export class MM {
     );
   }
 
-  #nullDeref(func: string): never {
+  /** A NULL function pointer called from `func`: the oops the kernel would print. */
+  nullDeref(func: string): never {
     return this.k.bugs.oops(
       ["BUG: unable to handle kernel NULL pointer dereference at 0000000000000000", "#PF error: [INSTR]"],
       "Oops: 0000",

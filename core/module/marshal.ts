@@ -2,6 +2,7 @@
 // values, and kernel values into what the module receives. Anything malformed (a forged
 // handle, a wrong type) raises ArgError; the call is refused without touching anything.
 
+import { moduleOfFunction } from "../kernel/kallsyms.ts";
 import type { Kernel } from "../kernel.ts";
 import type { CallCtx, NestedObject } from "./api.ts";
 import { parseKind, STRUCT_FIELDS, type Kind, type StructWire } from "./abi.ts";
@@ -25,8 +26,6 @@ export class DriverPointer {
   }
 }
 
-/** Which module a kernel-side callback calls into (for %pf: "name [module]"). */
-export const moduleOfFunction = new WeakMap<Function, string>();
 
 /** What %pf prints for a function: its name, with " [module]" for module code. */
 export function symbolString(name: string, mod: string | undefined): string {
