@@ -4,51 +4,13 @@
 // from the MODULE_*() literals, byte-identical rebuilds, --sign, Module.symvers, --symvers,
 // and the usage errors.
 
-import { spawn } from "node:child_process";
 import { createHash, createPrivateKey, createPublicKey, generateKeyPairSync, sign } from "node:crypto";
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, realpathSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { dirname, join } from "node:path";
-import { fileURLToPath } from "node:url";
-import { afterAll, beforeAll, describe, it } from "vitest";
+import { existsSync, mkdirSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import { beforeAll, describe, it } from "vitest";
+import { GPUMEM_SOURCE, workdir, type Run } from "../helpers/cli.ts";
 
-const MAIN = fileURLToPath(new URL("../../sdk/cli/main.ts", import.meta.url));
-const DIR = realpathSync(mkdtempSync(join(tmpdir(), "kemu-build-")));
-afterAll(() => rmSync(DIR, { recursive: true, force: true }));
-
-/** The environment for child processes: none of the outer vitest's variables, no colours. */
-function childEnv(): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = {};
-  for (const [k, v] of Object.entries(process.env)) if (!/^(VITEST|TEST$|NODE_OPTIONS$|FORCE_COLOR$)/.test(k)) env[k] = v;
-  return { ...env, NO_COLOR: "1" };
-}
-
-interface Run {
-  status: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-/** `kemu ARGS` as the command line runs it, in `cwd` (the test's directory by default). */
-function kemu(args: string[], cwd = DIR): Promise<Run> {
-  return new Promise((resolve, reject) => {
-    const p = spawn(process.execPath, ["--no-node-snapshot", MAIN, ...args], { cwd, env: childEnv() });
-    let stdout = "";
-    let stderr = "";
-    p.stdout.setEncoding("utf8").on("data", (d: string) => (stdout += d));
-    p.stderr.setEncoding("utf8").on("data", (d: string) => (stderr += d));
-    p.on("error", reject);
-    p.on("close", (status) => resolve({ status, stdout, stderr }));
-  });
-}
-
-/** Write `text` at DIR/rel (directories created); its absolute path. */
-function put(rel: string, text: string): string {
-  const p = join(DIR, rel);
-  mkdirSync(dirname(p), { recursive: true });
-  writeFileSync(p, text);
-  return p;
-}
+const { dir: DIR, kemu, put } = workdir("kemu-build-");
 
 const bytes = (rel: string) => readFileSync(join(DIR, rel));
 
@@ -69,38 +31,6 @@ k.MODULE_VERSION("1.2");
 k.MODULE_ALIAS("kemu:good");
 k.module_init(() => 0);
 k.module_exit(() => {});
-`;
-
-/** test/module/policy.test.ts's closed-source GPU driver: two symbols GPL-only from 5.0 on. */
-const GPUMEM = `
-import {
-  MODULE_LICENSE, MODULE_DESCRIPTION, module_init, module_exit, printk, KERN_INFO, IS_ERR, PTR_ERR,
-  hmm_device_new, hmm_device_put, hmm_devmem_add, devm_memremap_pages,
-  type hmm_device,
-} from "kemu/kernel";
-
-MODULE_LICENSE("Proprietary");
-MODULE_DESCRIPTION("a closed-source GPU memory manager");
-
-let hdev: hmm_device | null = null;
-
-module_init(() => {
-  const h = hmm_device_new(null);
-  if (IS_ERR(h)) return PTR_ERR(h);
-  hdev = h;
-  const d = hmm_devmem_add({ free: () => {}, fault: () => 2 }, h.device, 256 << 20);
-  if (IS_ERR(d)) return PTR_ERR(d);
-  printk(KERN_INFO + "gpumem: %lu pages of device memory at pfn %#lx\\n", d.pfn_last - d.pfn_first, d.pfn_first);
-  return 0;
-});
-
-module_exit(() => {
-  if (hdev) hmm_device_put(hdev);
-});
-
-export function map_bar(): number {
-  return devm_memremap_pages(hdev!.device, {});
-}
 `;
 
 /** An exporter: one plain export, one GPL-only. */
@@ -206,7 +136,9 @@ describe.concurrent("kemu build", () => {
   });
 
   it("a proprietary driver using a GPL-only symbol under 5.0: modpost's FATAL line, exit 1, no .ko", async ({ expect }) => {
-    put("gpl50/gpumem.ts", GPUMEM);
+    // examples/gpumem: modpost stops at its first GPL-only symbol, before it would name
+    // hmm_devmem_remove (which 5.0 does not export) undefined.
+    put("gpl50/gpumem.ts", GPUMEM_SOURCE);
     const r = await kemu(["build", "gpl50/gpumem.ts", "--kernel", "5.0"]);
     expect(r.stderr).toBe("FATAL: modpost: GPL-incompatible module gpumem.ko uses GPL-only symbol 'devm_memremap_pages'\n" + GPL_HINT("devm_memremap_pages"));
     expect(r.stdout).toBe("  BUNDLE  gpl50/gpumem.ts\n  MODPOST 1 modules\n");
@@ -214,8 +146,8 @@ describe.concurrent("kemu build", () => {
     expect(existsSync(join(DIR, "gpl50/gpumem.ko"))).toBe(false);
   });
 
-  it("the same driver builds for 4.20, where neither symbol is GPL-only yet", async ({ expect }) => {
-    put("gpl420/gpumem.ts", GPUMEM);
+  it("the same driver builds for 4.20, which exports all its symbols, none GPL-only yet", async ({ expect }) => {
+    put("gpl420/gpumem.ts", GPUMEM_SOURCE);
     const r = await kemu(["build", "gpl420/gpumem.ts", "--kernel", "4.20"]);
     expect(r.stderr).toBe("");
     expect(r.stdout).toBe(KBUILD("gpl420/gpumem.ts", "gpl420/gpumem.ko"));

@@ -1,74 +1,45 @@
 // kemu check: per kernel version, does the driver load, which symbols are refused and why, the
-// taints, modpost's lines and the kernel log. The proprietary GPU driver of
-// test/module/policy.test.ts loads under 4.20 and is refused under 5.0 (through the real CLI,
-// as text and as JSON); a GPL driver loads everywhere; a 4.20 .ko is refused by vermagic on
+// taints, modpost's lines and the kernel log. The proprietary GPU driver of examples/gpumem
+// loads under 4.20 and is refused under 5.0 (through the real CLI, as text and as JSON); a GPL
+// driver with the same GPL-only symbols loads everywhere; a 4.20 .ko is refused by vermagic on
 // 5.0; a GPL shim loaded with --with lets the proprietary user load on 5.0. checkDriver() and
 // formatResults() are also called directly for the cases that need no process of their own.
 
-import { spawn } from "node:child_process";
-import { mkdtempSync, realpathSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { beforeAll, describe, expect, it } from "vitest";
 import { build } from "../../sdk/build/build.ts";
 import { checkDriver, formatResults } from "../../sdk/cli/check.ts";
+import { GPUMEM_SOURCE, workdir } from "../helpers/cli.ts";
 
-const MAIN = fileURLToPath(new URL("../../sdk/cli/main.ts", import.meta.url));
-const DIR = realpathSync(mkdtempSync(join(tmpdir(), "kemu-check-")));
-afterAll(() => rmSync(DIR, { recursive: true, force: true }));
-
-function childEnv(): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = {};
-  for (const [k, v] of Object.entries(process.env)) if (!/^(VITEST|TEST$|NODE_OPTIONS$|FORCE_COLOR$)/.test(k)) env[k] = v;
-  return { ...env, NO_COLOR: "1" };
-}
+const { dir: DIR, kemu, put } = workdir("kemu-check-");
 
 /** `kemu check ARGS`, run in DIR. */
-function check(...args: string[]): Promise<{ status: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const p = spawn(process.execPath, ["--no-node-snapshot", MAIN, "check", ...args], { cwd: DIR, env: childEnv() });
-    let stdout = "";
-    let stderr = "";
-    p.stdout.setEncoding("utf8").on("data", (d: string) => (stdout += d));
-    p.stderr.setEncoding("utf8").on("data", (d: string) => (stderr += d));
-    p.on("error", reject);
-    p.on("close", (status) => resolve({ status, stdout, stderr }));
-  });
-}
+const check = (...args: string[]) => kemu(["check", ...args]);
 
 /** A dmesg line without its timestamp (the clock is not what is under test here). */
 const untimed = (line: string) => line.replace(/^(\s*)\[\s*\d+\.\d{6}\] /, "$1");
 
-const gpumem = (license: string) => `
-import {
-  MODULE_LICENSE, MODULE_DESCRIPTION, module_init, module_exit, printk, KERN_INFO, IS_ERR, PTR_ERR,
-  hmm_device_new, hmm_device_put, hmm_devmem_add, devm_memremap_pages,
-  type hmm_device,
-} from "kemu/kernel";
-
-${license === "" ? "" : `MODULE_LICENSE(${JSON.stringify(license)});`}
-MODULE_DESCRIPTION("a GPU memory manager");
-
-let hdev: hmm_device | null = null;
-
-module_init(() => {
-  const h = hmm_device_new(null);
-  if (IS_ERR(h)) return PTR_ERR(h);
+/**
+ * Not examples/gpumem (the proprietary driver, used as gpumem.ts below) but a minimal variant
+ * of it for the license cases: the same two HMM symbols, GPL-only from 5.0, without
+ * hmm_devmem_remove, which 5.0 does not export at all. Under the GPL it must load on 5.0, and
+ * without a license only its GPL-only symbols must be refused.
+ */
+const hmmDriver = (license: string | null) => `
+import * as k from "kemu/kernel";
+${license === null ? "" : `k.MODULE_LICENSE(${JSON.stringify(license)});`}
+let hdev: k.hmm_device | null = null;
+k.module_init(() => {
+  const h = k.hmm_device_new(null);
+  if (k.IS_ERR(h)) return k.PTR_ERR(h);
   hdev = h;
-  const d = hmm_devmem_add({ free: () => {}, fault: () => 2 }, h.device, 256 << 20);
-  if (IS_ERR(d)) return PTR_ERR(d);
-  printk(KERN_INFO + "gpumem: %lu pages of device memory at pfn %#lx\\n", d.pfn_last - d.pfn_first, d.pfn_first);
+  const d = k.hmm_devmem_add({ free: () => {}, fault: () => 2 }, h.device, 256 << 20);
+  if (k.IS_ERR(d)) return k.PTR_ERR(d);
+  k.printk(k.KERN_INFO + "gpumem: %lu pages of device memory at pfn %#lx\\n", d.pfn_last - d.pfn_first, d.pfn_first);
   return 0;
 });
-
-module_exit(() => {
-  if (hdev) hmm_device_put(hdev);
-});
-
-export function map_bar(): number {
-  return devm_memremap_pages(hdev!.device, {});
-}
+k.module_exit(() => { if (hdev) k.hmm_device_put(hdev); });
+export function map_bar(): number { return k.devm_memremap_pages(hdev!.device, {}); }
 `;
 
 /** A GPL module that wraps the GPL-only HMM call in a plain EXPORT_SYMBOL. */
@@ -100,19 +71,20 @@ k.module_exit(() => {});
 `;
 
 const REASON = "EXPORT_SYMBOL_GPL in 5.0, and the module's license 'Proprietary' is not GPL-compatible";
+const GONE = "5.0 does not export it";
 
 beforeAll(async () => {
-  writeFileSync(join(DIR, "gpumem.ts"), gpumem("Proprietary"));
-  writeFileSync(join(DIR, "gpugpl.ts"), gpumem("GPL"));
-  writeFileSync(join(DIR, "nolicense.ts"), gpumem(""));
-  writeFileSync(join(DIR, "shim.ts"), SHIM);
-  writeFileSync(join(DIR, "closed.ts"), CLOSED);
+  const gpumem = put("gpumem.ts", GPUMEM_SOURCE);
+  put("gpugpl.ts", hmmDriver("GPL"));
+  put("nolicense.ts", hmmDriver(null));
+  put("shim.ts", SHIM);
+  put("closed.ts", CLOSED);
   // A module file built for 4.20 (modpost lets it through there), for the vermagic check.
-  writeFileSync(join(DIR, "gpumem.ko"), (await build({ entry: join(DIR, "gpumem.ts"), kernel: "4.20" })).ko);
+  put("gpumem.ko", (await build({ entry: gpumem, kernel: "4.20" })).ko);
 });
 
 describe("kemu check", () => {
-  it("the proprietary GPU driver: loaded under 4.20 (P O), refused under 5.0 with both GPL-only symbols, exit 1", async () => {
+  it("the proprietary GPU driver (examples/gpumem): loaded under 4.20 (P O), refused under 5.0 with both GPL-only symbols and the unexported hmm_devmem_remove, exit 1", async () => {
     const r = await check("gpumem.ts", "--kernel", "4.20,5.0");
     expect(r.stderr).toBe("");
     expect(r.status).toBe(1);
@@ -123,6 +95,7 @@ describe("kemu check", () => {
       "4.20    loaded   P O     -",
       `5.0     refused  P O     devm_memremap_pages: ${REASON}`,
       `                         hmm_devmem_add: ${REASON}`,
+      `                         hmm_devmem_remove: ${GONE}`,
       "",
       "4.20: loaded",
       "  gpumem: loading out-of-tree module taints kernel.",
@@ -133,15 +106,17 @@ describe("kemu check", () => {
       "",
       "5.0: refused: insmod: ERROR: could not insert module gpumem.ko: Unknown symbol in module",
       "  FATAL: modpost: GPL-incompatible module gpumem.ko uses GPL-only symbol 'devm_memremap_pages'",
+      '  WARNING: "hmm_devmem_remove" [gpumem.ko] undefined!',
       "  gpumem: loading out-of-tree module taints kernel.",
       "  gpumem: module license 'Proprietary' taints kernel.",
       "  Disabling lock debugging due to kernel taint",
       "  gpumem: Unknown symbol devm_memremap_pages (err -2)",
       "  gpumem: Unknown symbol hmm_devmem_add (err -2)",
+      "  gpumem: Unknown symbol hmm_devmem_remove (err -2)",
       "",
     ]);
     // The kernel log is printed as dmesg prints it, timestamps included.
-    expect(r.stdout).toMatch(/\n {2}\[ {4}\d\.\d{6}\] gpumem: Unknown symbol hmm_devmem_add \(err -2\)\n$/);
+    expect(r.stdout).toMatch(/\n {2}\[ {4}\d\.\d{6}\] gpumem: Unknown symbol hmm_devmem_remove \(err -2\)\n$/);
   });
 
   it("--json: the same results as data", async () => {
@@ -182,14 +157,19 @@ describe("kemu check", () => {
           refused: [
             { symbol: "devm_memremap_pages", message: "gpumem: Unknown symbol devm_memremap_pages (err -2)", reason: REASON },
             { symbol: "hmm_devmem_add", message: "gpumem: Unknown symbol hmm_devmem_add (err -2)", reason: REASON },
+            { symbol: "hmm_devmem_remove", message: "gpumem: Unknown symbol hmm_devmem_remove (err -2)", reason: GONE },
           ],
-          modpost: ["FATAL: modpost: GPL-incompatible module gpumem.ko uses GPL-only symbol 'devm_memremap_pages'"],
+          modpost: [
+            "FATAL: modpost: GPL-incompatible module gpumem.ko uses GPL-only symbol 'devm_memremap_pages'",
+            'WARNING: "hmm_devmem_remove" [gpumem.ko] undefined!',
+          ],
           dmesg: [
             "gpumem: loading out-of-tree module taints kernel.",
             "gpumem: module license 'Proprietary' taints kernel.",
             "Disabling lock debugging due to kernel taint",
             "gpumem: Unknown symbol devm_memremap_pages (err -2)",
             "gpumem: Unknown symbol hmm_devmem_add (err -2)",
+            "gpumem: Unknown symbol hmm_devmem_remove (err -2)",
           ],
         },
       ],
@@ -300,7 +280,7 @@ describe("kemu check", () => {
   });
 
   it("a source the bundler refuses is reported as modpost's refusal, before insmod", async () => {
-    writeFileSync(join(DIR, "bare.ts"), 'import fs from "fs";\nimport * as k from "kemu/kernel";\nk.MODULE_LICENSE("GPL");\nk.module_init(() => (fs ? 0 : 1));\n');
+    put("bare.ts", 'import fs from "fs";\nimport * as k from "kemu/kernel";\nk.MODULE_LICENSE("GPL");\nk.module_init(() => (fs ? 0 : 1));\n');
     const r = await checkDriver(join(DIR, "bare.ts"), "4.20");
     expect(r).toEqual({
       kernel: "4.20",

@@ -3,38 +3,18 @@
 // file has them, -F/-a/-d/-l/-n, -0, kmod's error lines, several files, usage errors.
 // The module files are built in this process with the real builder.
 
-import { spawn } from "node:child_process";
-import { mkdirSync, mkdtempSync, readFileSync, realpathSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { mkdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
-import { afterAll, beforeAll, describe, it } from "vitest";
+import { beforeAll, describe, it } from "vitest";
 import { get_modinfo, parseKo } from "../../core/module/ko.ts";
 import { build } from "../../sdk/build/build.ts";
 import { withModinfo } from "../helpers/build.ts";
+import { workdir } from "../helpers/cli.ts";
 
-const MAIN = fileURLToPath(new URL("../../sdk/cli/main.ts", import.meta.url));
-const DIR = realpathSync(mkdtempSync(join(tmpdir(), "kemu-modinfo-")));
-afterAll(() => rmSync(DIR, { recursive: true, force: true }));
-
-function childEnv(): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = {};
-  for (const [k, v] of Object.entries(process.env)) if (!/^(VITEST|TEST$|NODE_OPTIONS$|FORCE_COLOR$)/.test(k)) env[k] = v;
-  return { ...env, NO_COLOR: "1" };
-}
+const { dir: DIR, kemu, put } = workdir("kemu-modinfo-");
 
 /** `kemu modinfo ARGS`, run in DIR. */
-function modinfo(...args: string[]): Promise<{ status: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const p = spawn(process.execPath, ["--no-node-snapshot", MAIN, "modinfo", ...args], { cwd: DIR, env: childEnv() });
-    let stdout = "";
-    let stderr = "";
-    p.stdout.setEncoding("utf8").on("data", (d: string) => (stdout += d));
-    p.stderr.setEncoding("utf8").on("data", (d: string) => (stderr += d));
-    p.on("error", reject);
-    p.on("close", (status) => resolve({ status, stdout, stderr }));
-  });
-}
+const modinfo = (...args: string[]) => kemu(["modinfo", ...args]);
 
 const GOOD = `
 import * as k from "kemu/kernel";
@@ -56,11 +36,8 @@ k.module_init(() => 0);
 
 /** Build `source` as DIR/src/NAME.ts into DIR/NAME.ko (for 4.20); the module's bytes. */
 async function ko(name: string, source: string): Promise<Uint8Array> {
-  mkdirSync(join(DIR, "src"), { recursive: true });
-  const entry = join(DIR, "src", `${name}.ts`);
-  writeFileSync(entry, source);
-  const r = await build({ entry, kernel: "4.20" });
-  writeFileSync(join(DIR, `${name}.ko`), r.ko);
+  const r = await build({ entry: put(`src/${name}.ts`, source), kernel: "4.20" });
+  put(`${name}.ko`, r.ko);
   return r.ko;
 }
 
@@ -70,11 +47,8 @@ beforeAll(async () => {
   srcversion = get_modinfo(parseKo(good).modinfo, "srcversion") ?? "";
   await ko("closed", CLOSED);
   // A module whose .modinfo has an order and keys no build writes: kmod prints what is there.
-  writeFileSync(
-    join(DIR, "odd.ko"),
-    withModinfo(good, () => ["name=odd", "alias=z", "license=GPL", "alias=a", "vermagic=4.20.0 SMP mod_unload "]),
-  );
-  writeFileSync(join(DIR, "not-a.mod.ko"), "hello, I am not a module\n");
+  put("odd.ko", withModinfo(good, () => ["name=odd", "alias=z", "license=GPL", "alias=a", "vermagic=4.20.0 SMP mod_unload "]));
+  put("not-a.mod.ko", "hello, I am not a module\n");
 });
 
 const GOOD_LINES = (abs: string) => [
@@ -116,7 +90,7 @@ describe.concurrent("kemu modinfo", () => {
       "sixteen_chars_ke=b",
       "twenty_characters_ke=c",
     ]);
-    writeFileSync(join(DIR, "long.ko"), bytes);
+    put("long.ko", bytes);
     const r = await modinfo("long.ko");
     expect(r.stdout.split("\n").slice(1)).toEqual(["fifteen_chars_k:a", "sixteen_chars_ke: b", "twenty_characters_ke:     c", ""]);
   });

@@ -3,42 +3,25 @@
 // directory, and then the scaffold's own `tsc` and vitest suite, run offline against this
 // checkout: node_modules/kemu and node_modules/vitest are symlinks instead of an npm install.
 
-import { spawnSync } from "node:child_process";
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from "node:fs";
 import { join, relative } from "node:path";
-import { fileURLToPath } from "node:url";
-import { afterAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { invalidName, kemuDependency } from "../../sdk/cli/new.ts";
+import { kemu, ROOT, run, tempDir } from "../helpers/cli.ts";
 
-const ROOT = fileURLToPath(new URL("../../", import.meta.url)).replace(/\/$/, "");
-const MAIN = join(ROOT, "sdk/cli/main.ts");
 const VITEST = join(ROOT, "node_modules/vitest/vitest.mjs");
 const TSC = join(ROOT, "node_modules/typescript/bin/tsc");
 const PKG = JSON.parse(readFileSync(join(ROOT, "package.json"), "utf8")) as { version: string; devDependencies: Record<string, string> };
 
-/** The environment for child processes: none of the outer vitest's variables, no colours. */
-function childEnv(): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = {};
-  for (const [k, v] of Object.entries(process.env)) if (!/^(VITEST|TEST$|NODE_OPTIONS$|FORCE_COLOR$)/.test(k)) env[k] = v;
-  return { ...env, NO_COLOR: "1", CI: "true" };
-}
+/** CI=true on top of the cleaned environment: the scaffold's own vitest runs non-interactively. */
+const CI = { CI: "true" };
 
 /** `kemu new ARGS` as the command line runs it: sdk/cli/main.ts, so usage errors print as main prints them. */
-function kemuNew(args: string[], cwd = ROOT) {
-  const r = spawnSync(process.execPath, ["--no-node-snapshot", MAIN, "new", ...args], { cwd, encoding: "utf8", env: childEnv() });
-  return { status: r.status, stdout: r.stdout, stderr: r.stderr };
-}
+const kemuNew = (args: string[], cwd = ROOT) => kemu(["new", ...args], { cwd, env: CI });
 
-const temps: string[] = [];
-function tempDir(): string {
-  const d = mkdtempSync(join(tmpdir(), "kemu-new-"));
-  temps.push(d);
-  return d;
-}
-afterAll(() => {
-  for (const d of temps) rmSync(d, { recursive: true, force: true });
-});
+/** A fresh, empty directory for one test, under this file's temporary directory. */
+const BASE = tempDir("kemu-new-");
+const freshDir = () => mkdtempSync(join(BASE, "case-"));
 
 /** Every file under dir, relative, sorted; node_modules left out. */
 function tree(dir: string): string[] {
@@ -53,17 +36,17 @@ const FILES = (name: string) =>
   [".gitignore", "README.md", "package.json", `src/${name}.ts`, `test/${name}.test.ts`, "tsconfig.json", "vitest.config.ts"].sort();
 
 describe("kemu new", () => {
-  it("--help explains NAME, --dir and the files", () => {
-    const r = kemuNew(["--help"]);
+  it("--help explains NAME, --dir and the files", async () => {
+    const r = await kemuNew(["--help"]);
     expect(r.status).toBe(0);
     expect(r.stderr).toBe("");
     expect(r.stdout).toMatch(/^Usage: kemu new NAME \[--dir DIR\]\n/);
     for (const s of ["--dir DIR", "src/NAME.ts", "test/NAME.test.ts", "KBUILD_MODNAME", "npm install && npm test"]) expect(r.stdout).toContain(s);
   });
 
-  it("scaffolds ./NAME: package.json pinned to kemu's own tool versions, a GPL v2 driver, its test", () => {
-    const cwd = tempDir();
-    const r = kemuNew(["mydrv"], cwd);
+  it("scaffolds ./NAME: package.json pinned to kemu's own tool versions, a GPL v2 driver, its test", async () => {
+    const cwd = freshDir();
+    const r = await kemuNew(["mydrv"], cwd);
     expect(r.stderr).toBe("");
     expect(r.status).toBe(0);
     const dir = join(cwd, "mydrv");
@@ -126,10 +109,10 @@ describe("kemu new", () => {
     expect(kemuDependency("/home/u/node_modules_old/kemu", "0.1.0")).toBe("file:/home/u/node_modules_old/kemu");
   });
 
-  it("refuses a NAME that is not a module name, says why and how to fix it, writes nothing", () => {
-    const cwd = tempDir();
+  it("refuses a NAME that is not a module name, says why and how to fix it, writes nothing", async () => {
+    const cwd = freshDir();
     // Through the command line: the message, the pointer to --help, exit status 2, nothing written.
-    const r = kemuNew(["my.drv"], cwd);
+    const r = await kemuNew(["my.drv"], cwd);
     expect(r.status).toBe(2);
     expect(r.stderr).toBe(
       `kemu new: 'my.drv' is not a valid module name: "." not allowed; use only letters, digits, '_' and '-' (e.g. kemu new my_drv)\n` +
@@ -145,21 +128,21 @@ describe("kemu new", () => {
     expect(invalidName("x".repeat(55))).toBeNull();
     expect(invalidName("My-Drv_2")).toBeNull();
 
-    const missing = kemuNew([], cwd);
+    const missing = await kemuNew([], cwd);
     expect(missing.status).toBe(2);
     expect(missing.stderr).toBe("kemu new: missing NAME, the driver's module name (e.g. kemu new mydrv)\nRun `kemu new --help` for usage.\n");
-    const two = kemuNew(["a", "b"], cwd);
+    const two = await kemuNew(["a", "b"], cwd);
     expect(two.status).toBe(2);
     expect(two.stderr).toMatch(/^kemu new: one NAME expected, got 2: a b\n/);
     expect(readdirSync(cwd)).toEqual([]);
   });
 
-  it("refuses a non-empty directory and writes nothing; an empty one is used", () => {
-    const base = tempDir();
+  it("refuses a non-empty directory and writes nothing; an empty one is used", async () => {
+    const base = freshDir();
     const busy = join(base, "busy");
     mkdirSync(busy);
     writeFileSync(join(busy, "notes.txt"), "mine\n");
-    const r = kemuNew(["busy", "--dir", busy], base);
+    const r = await kemuNew(["busy", "--dir", busy], base);
     expect(r.status).toBe(1);
     expect(r.stderr).toBe(`kemu new: ${busy} already exists and is not empty; nothing was written. Choose another NAME or --dir, or empty it first\n`);
     expect(r.stdout).toBe("");
@@ -168,22 +151,22 @@ describe("kemu new", () => {
 
     const file = join(base, "plain");
     writeFileSync(file, "");
-    const f = kemuNew(["plain"], base);
+    const f = await kemuNew(["plain"], base);
     expect(f.status).toBe(1);
     expect(f.stderr).toBe("kemu new: plain exists and is not a directory; choose another NAME or --dir\n");
 
     const empty = join(base, "empty");
     mkdirSync(empty);
-    const e = kemuNew(["empty", "--dir", empty], base);
+    const e = await kemuNew(["empty", "--dir", empty], base);
     expect(e.status).toBe(0);
     expect(tree(empty)).toEqual(FILES("empty"));
   });
 
-  it("the scaffold typechecks and its own test passes under 4.20 and 5.0 (offline: symlinked node_modules)", () => {
+  it("the scaffold typechecks and its own test passes under 4.20 and 5.0 (offline: symlinked node_modules)", async () => {
     // A '-' in NAME: files keep it, the module (KBUILD_MODNAME) has '_', as kemu build names it.
-    const base = tempDir();
+    const base = freshDir();
     const dir = join(base, "my-drv");
-    const r = kemuNew(["my-drv", "--dir", dir], base);
+    const r = await kemuNew(["my-drv", "--dir", dir], base);
     expect(r.stderr).toBe("");
     expect(r.status).toBe(0);
     expect(tree(dir)).toEqual(FILES("my-drv"));
@@ -198,11 +181,11 @@ describe("kemu new", () => {
     symlinkSync(join(ROOT, "node_modules/vitest"), join(dir, "node_modules/vitest"), "dir");
     symlinkSync(join(ROOT, "node_modules/@types/node"), join(dir, "node_modules/@types/node"), "dir");
 
-    const tsc = spawnSync(process.execPath, [TSC, "-p", dir], { cwd: dir, encoding: "utf8", env: childEnv() });
+    const tsc = await run(process.execPath, [TSC, "-p", dir], { cwd: dir, env: CI });
     expect(tsc.stdout + tsc.stderr).toBe("");
     expect(tsc.status).toBe(0);
 
-    const vt = spawnSync(process.execPath, ["--no-node-snapshot", VITEST, "run", "--root", dir], { cwd: dir, encoding: "utf8", env: childEnv() });
+    const vt = await run(process.execPath, ["--no-node-snapshot", VITEST, "run", "--root", dir], { cwd: dir, env: CI });
     const out = vt.stdout + vt.stderr;
     expect(out).toMatch(/✓ test\/my-drv\.test\.ts \(2 tests\)/);
     expect(out).toMatch(/Test Files\s+1 passed \(1\)/);

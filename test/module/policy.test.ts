@@ -1,50 +1,23 @@
 // The series in one scenario (spec module-loader §10 H5): a proprietary driver that builds
-// device memory with devm_memremap_pages() and hmm_devmem_add() loads under 4.19 and 4.20
-// and taints P and O; under 5.0 both symbols are GPL-only and the load fails.
+// device memory with devm_memremap_pages() and hmm_devmem_add() (examples/gpumem) loads under
+// 4.19 and 4.20 and taints P and O; under 5.0 both symbols are GPL-only and the load fails
+// (hmm_devmem_remove, which it calls at unload, is not exported by 5.0 at all).
 
+import { readFileSync } from "node:fs";
+import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
 import { buildSource, ko } from "../helpers/build.ts";
 import { boot, insmodError } from "../helpers/kernel.ts";
 
-const PROPRIETARY = `
-import {
-  MODULE_LICENSE, MODULE_DESCRIPTION, module_init, module_exit, printk, KERN_INFO, IS_ERR, PTR_ERR,
-  hmm_device_new, hmm_device_put, hmm_devmem_add, devm_memremap_pages,
-  type hmm_device, type hmm_devmem,
-} from "kemu/kernel";
-
-MODULE_LICENSE("Proprietary");
-MODULE_DESCRIPTION("a closed-source GPU memory manager");
-
-let hdev: hmm_device | null = null;
-let devmem: hmm_devmem | null = null;
-
-module_init(() => {
-  const h = hmm_device_new(null);
-  if (IS_ERR(h)) return PTR_ERR(h);
-  hdev = h;
-  const d = hmm_devmem_add({ free: () => {}, fault: () => 2 }, h.device, 256 << 20);
-  if (IS_ERR(d)) return PTR_ERR(d);
-  devmem = d;
-  printk(KERN_INFO + "gpumem: %lu pages of device memory at pfn %#lx\\n", d.pfn_last - d.pfn_first, d.pfn_first);
-  return 0;
-});
-
-module_exit(() => {
-  if (hdev) hmm_device_put(hdev);
-});
-
-// Never called; here so the module needs the symbol, as a real driver mapping BARs would.
-export function map_bar(): number {
-  return devm_memremap_pages(hdev!.device, {});
-}
-`;
+/** examples/gpumem/gpumem.ts: the proprietary GPU driver (it also frees its memory with hmm_devmem_remove). */
+const PROPRIETARY = readFileSync(fileURLToPath(new URL("../../examples/gpumem/gpumem.ts", import.meta.url)), "utf8");
 
 describe("a proprietary module using devm_memremap_pages and hmm_devmem_add", () => {
   it("needs both symbols, GPL-only only from 5.0 on, according to modpost", async () => {
     const r = await buildSource("gpumem", PROPRIETARY, { kernel: "4.20" });
-    expect(r.symbols).toEqual(["printk", "devm_memremap_pages", "hmm_device_new", "hmm_device_put", "hmm_devmem_add"]);
-    // modpost of that era stops at the first GPL-only symbol it meets.
+    expect(r.symbols).toEqual(["printk", "devm_memremap_pages", "hmm_device_new", "hmm_device_put", "hmm_devmem_add", "hmm_devmem_remove"]);
+    // modpost of that era stops at the first GPL-only symbol it meets (before it would call
+    // hmm_devmem_remove, which 5.0 does not export, undefined).
     const err = await buildSource("gpumem", PROPRIETARY, { kernel: "5.0" }).catch((e: unknown) => e);
     expect((err as { errors: string[] }).errors).toEqual([
       "FATAL: modpost: GPL-incompatible module gpumem.ko uses GPL-only symbol 'devm_memremap_pages'",
@@ -88,7 +61,7 @@ describe("a proprietary module using devm_memremap_pages and hmm_devmem_add", ()
     expect(err.message).toBe("insmod: ERROR: could not insert module module.ko: Invalid module format");
   });
 
-  it("forced past the vermagic (taint F), the GPL-only symbols are what refuses it under 5.0", async () => {
+  it("forced past the vermagic (taint F), its symbols are what refuses it under 5.0: the two GPL-only ones and the unexported hmm_devmem_remove", async () => {
     const k = await boot({ version: "5.0", kconfig: { MODULE_FORCE_LOAD: true } });
     const file = await ko("gpumem", PROPRIETARY, { kernel: "4.20" });
     const seq = k.log.nextSeq;
@@ -98,7 +71,9 @@ describe("a proprietary module using devm_memremap_pages and hmm_devmem_add", ()
     const msgs = k.log.messages(seq);
     expect(msgs).toContain("gpumem: Unknown symbol devm_memremap_pages (err -2)");
     expect(msgs).toContain("gpumem: Unknown symbol hmm_devmem_add (err -2)");
-    expect(msgs.filter((m) => m.includes("Unknown symbol"))).toHaveLength(2);
+    // Not GPL-only but gone: 5.0 does not export it to any module.
+    expect(msgs).toContain("gpumem: Unknown symbol hmm_devmem_remove (err -2)");
+    expect(msgs.filter((m) => m.includes("Unknown symbol"))).toHaveLength(3);
     expect(msgs.slice(0, 4)).toEqual([
       "gpumem: bad vermagic: kernel tainted.",
       "Disabling lock debugging due to kernel taint",
