@@ -7,8 +7,9 @@
 import { HookMap, SyncBailHook, SyncHook } from "tapable";
 import type { Page } from "./memmap.ts";
 
-/** The CPU fault on a device-private page: (vma, address, page, flags) -> vm_fault_t. */
-export type DevmemFaultHook = SyncBailHook<[vma: unknown, address: number, page: Page, flags: number], number>;
+/** The CPU fault on a device-private page: (vma, address, page, flags) -> vm_fault_t, or
+ *  undefined from a tap that only observes. */
+export type DevmemFaultHook = SyncBailHook<[vma: unknown, address: number, page: Page, flags: number], number | undefined>;
 /** A device page's refcount dropped back to 1: (page). */
 export type DevmemFreeHook = SyncHook<[page: Page]>;
 
