@@ -9,6 +9,7 @@ import { PAGE_POISON_PATTERN } from "./mm/page-flags.ts";
 import { HotplugRange } from "./mm/memory_hotplug.ts";
 import { HmmDevmem } from "./mm/hmm-devmem.ts";
 import type { KBuf } from "./mm/slab.ts";
+import { checkAddressSpaces } from "./mm/debug-pgtable.ts";
 
 /** What the kernel looked like when boot finished: shutdown must return to it. */
 export interface BootBaseline {
@@ -88,6 +89,9 @@ export function checkInvariants(k: Kernel): string[] {
     if (ref.exited) problems.push(`${who}: percpu_ref exited while the pgmap is registered`);
   }
 
+  // Address spaces: vmas, rss counters and mapcounts against the ptes.
+  problems.push(...checkAddressSpaces(k));
+
   // ZONE_DEVICE sections belong to a registered pgmap.
   for (const range of mm.hotplugRanges) {
     const owner = mm.memremap.registered().some((p) => {
@@ -115,6 +119,8 @@ export function checkLeaks(k: Kernel, base: BootBaseline): string[] {
   if (mm.memmap.presentSections !== base.presentSections) {
     problems.push(`memmap: ${mm.memmap.presentSections - base.presentSections} hotplugged sections still present`);
   }
+  if (mm.mms.size) problems.push(`mm: ${mm.mms.size} address spaces not freed`);
+  if (mm.shmem.inodes.size) problems.push(`shmem: ${mm.shmem.inodes.size} tmpfs inodes not evicted`);
   for (const dev of k.base.devices) if (dev.devres.length) problems.push(`devres: ${dev.name} still holds ${dev.devres.length} resources`);
   return problems;
 }

@@ -26,6 +26,8 @@ import { symbolString } from "./module/marshal.ts";
 import { moduleOfFunction } from "./kernel/kallsyms.ts";
 import { KernelError, EBUSY, EINVAL, EIO, ENOENT, ERRNO, strerror } from "./errno.ts";
 import { readFile } from "node:fs/promises";
+import { Processes, type Process } from "./kernel/process.ts";
+import { proc_pid_status, show_maps } from "./fs/task_mmu.ts";
 
 export type KernelState = "booting" | "running" | "halted";
 
@@ -44,6 +46,8 @@ export class Kernel {
   readonly hmm: Hmm;
   readonly modules: ModuleSubsystem;
   readonly proc: ProcFs;
+  /** User processes (k.spawn()). */
+  readonly processes: Processes;
   /** Tapable hook sets, fixed at construction (principle 5). */
   readonly hooks: Readonly<{
     /** Every printk record as it completes: (record, formatted line). */
@@ -98,6 +102,7 @@ export class Kernel {
     this.platform = new PlatformBus(this);
     this.hmm = new Hmm(this);
     this.proc = new ProcFs(this);
+    this.processes = new Processes(this);
   }
 
   /** Boot a kernel. Throws ConfigError naming the field for a bad configuration. */
@@ -144,9 +149,21 @@ export class Kernel {
     return String(this.taint);
   }
 
-  /** Read a /proc, /sys or debugfs file. */
+  /** Read a /proc, /sys or debugfs file (and /proc/PID/maps, /proc/PID/status). */
   read(path: string): string {
+    const m = /^\/proc\/(\d+)\/(maps|status)$/.exec(path);
+    if (m) {
+      const p = this.processes.get(Number(m[1]));
+      if (!p) throw new KernelError(ENOENT, `${path}: No such file or directory`);
+      return m[2] === "maps" ? show_maps(p.mm) : proc_pid_status(p);
+    }
     return this.proc.read(path);
+  }
+
+  /** Start a user process named `comm` with an empty address space. */
+  spawn(comm: string): Process {
+    if (this.#state !== "running") throw new KernelError(EINVAL, `spawn: the kernel is ${this.#state}`);
+    return this.processes.spawn(comm);
   }
 
   /** Write a /proc, /sys or debugfs file (e.g. /proc/sys/kernel/tainted). */
@@ -280,9 +297,12 @@ export class Kernel {
     return checkLeaks(this, this.#baseline);
   }
 
-  /** Unload modules (newest first), unbind and unregister every device, power off. */
+  /** Kill the processes, unload modules (newest first), unbind and unregister every device, power off. */
   async shutdown(): Promise<void> {
     if (this.#state === "halted") return;
+    this.settle();
+    // Processes are killed before the modules whose memory and devices they may still use.
+    this.processes.killAll();
     this.settle();
     for (const m of [...this.modules.list]) {
       let why = "";

@@ -69,10 +69,26 @@ export class Sched {
     }
   }
 
+  /** Run `fn` as an existing task (a user process making a system call or touching memory). */
+  runAsTask<T>(task: Task, fn: () => T): T {
+    const prev = this.current;
+    this.current = task;
+    try {
+      return fn();
+    } finally {
+      this.#leave(prev);
+    }
+  }
+
+  /** alloc_pid(): the next pid, shared by runAs() tasks and user processes. */
+  alloc_pid(): number {
+    return this.#nextPid++;
+  }
+
   /** Make a new task current; returns the one it replaces. */
   #enter(comm: string): Task {
     const prev = this.current;
-    this.current = { pid: this.#nextPid++, comm: comm.slice(0, 15) };
+    this.current = { pid: this.alloc_pid(), comm: comm.slice(0, 15) };
     return prev;
   }
 

@@ -14,6 +14,7 @@ import { add_pages, arch_add_memory, memmap_init_zone_device, move_pfn_range_to_
 import { ALIGN, PA_SECTION_SIZE, PHYS_PFN, type Page } from "./memmap.ts";
 import { DevPagemap, MEMORY_DEVICE_PRIVATE, MEMORY_DEVICE_PUBLIC } from "./memremap.ts";
 import { PercpuRef } from "./percpu-refcount.ts";
+import { HmmMirrors } from "./hmm-mirror.ts";
 import {
   formatResource, IORES_DESC_DEVICE_PRIVATE_MEMORY, IORES_DESC_DEVICE_PUBLIC_MEMORY, IORES_DESC_NONE, IORESOURCE_SYSTEM_RAM,
   REGION_DISJOINT, REGION_INTERSECTS, REGION_MIXED, resource_size, type Resource,
@@ -69,6 +70,8 @@ function hmmDevmemFault(devmem: HmmDevmem) {
 
 export class Hmm {
   readonly #k: Kernel;
+  /** hmm_mirror_register() and the hmm_vma_* calls (hmm-mirror.ts). */
+  readonly mirror: HmmMirrors;
   #minors = new Set<number>();
   /** hmm_devmem_radix (4.19/4.20): section number -> the devmem mapping it. */
   readonly #radix = new Map<number, HmmDevmem>();
@@ -76,6 +79,7 @@ export class Hmm {
 
   constructor(k: Kernel) {
     this.#k = k;
+    this.mirror = new HmmMirrors(k);
   }
 
   // ---- hmm_device ------------------------------------------------------------------------

@@ -28,6 +28,11 @@ import {
   IORESOURCE_SYSTEM_RAM, Resource, ResourceTree,
 } from "./resource.ts";
 import { Slub, type KBuf } from "./slab.ts";
+import { VmStat, type MmStruct, type VmArea, type vm_fault_t } from "./mm_types.ts";
+import { Shmem } from "./shmem.ts";
+import { device_private_entry_to_pfn, type swp_entry_t } from "./swapops.ts";
+import { Migration } from "./migrate.ts";
+
 
 export class MM {
   readonly k: Kernel;
@@ -47,6 +52,14 @@ export class MM {
   #linearMap: PfnRange[] = [];
   /** CONFIG_DEBUG_VM */
   readonly debugVm: boolean;
+  /** Node page counters of mapped and cached pages (AnonPages, Mapped, Shmem of meminfo). */
+  readonly vmstat = new VmStat();
+  /** Every mm_struct not yet freed (mm_alloc .. the last mmdrop). */
+  readonly mms = new Set<MmStruct>();
+  /** tmpfs: inode numbers and live inodes. */
+  readonly shmem = new Shmem();
+  /** migrate_vma() */
+  readonly migration: Migration;
   #badPageShown = 0;
   #badPageUnshown = 0;
   #badPageResume = 0;
@@ -105,6 +118,7 @@ export class MM {
       badFree: (buf, why) => this.#badFree(buf, why),
     });
     this.memremap = new Memremap(this);
+    this.migration = new Migration(this);
   }
 
   /** memblock allocates each section's vmemmap block top-down from the highest RAM. */
@@ -435,6 +449,19 @@ export class MM {
       "Oops: 0000",
       { file: "mm", func: "pfn_to_page" },
     );
+  }
+
+  /**
+   * device_private_entry_fault(): do_swap_page() found a device-private entry (spec mm-hmm
+   * R3.8); the page's pgmap fault hook asks its owner to migrate it back.
+   */
+  devicePrivateFault(vma: VmArea, addr: number, entry: swp_entry_t, flags: number): vm_fault_t {
+    return this.memremap.device_private_entry_fault(vma, addr, device_private_entry_to_pfn(entry), flags);
+  }
+
+  /** hmm_mm_destroy(): __mmdrop() frees HMM's per-mm state (mm->hmm). */
+  hmm_mm_destroy(mm: MmStruct): void {
+    this.k.hmm.mirror.hmm_mm_destroy(mm);
   }
 
   /** A NULL function pointer called from `func`: the oops the kernel would print. */
