@@ -11,7 +11,7 @@ import { Sched } from "./kernel/sched.ts";
 import type { FaultAttr } from "./lib/fault-inject.ts";
 import { Prandom } from "./lib/random.ts";
 import { MM } from "./mm/mm.ts";
-import { devmemHooks, type DevmemHooks } from "./mm/devmem-hooks.ts";
+import { devmemHooks, mmHooks, type DevmemHooks, type MmHooks } from "./mm/devmem-hooks.ts";
 import { PercpuRef, type PercpuRefEnv, type PercpuRefFunc } from "./mm/percpu-refcount.ts";
 import { PrintkLog, type DmesgOptions, type PrintkRecord } from "./printk.ts";
 import { Taint } from "./taint.ts";
@@ -54,6 +54,8 @@ export class Kernel {
     printk: SyncHook<[PrintkRecord, string]>;
     /** Device memory: the CPU fault and page-free hooks, per pgmap (devmem-hooks.ts). */
     devmem: DevmemHooks;
+    /** User address spaces: each handled fault and each invalidation of a range. */
+    mm: MmHooks;
   }>;
   readonly cmdline = "console=ttyS0";
   readonly percpuRefEnv: PercpuRefEnv;
@@ -65,7 +67,7 @@ export class Kernel {
     this.config = config;
     this.profile = profileFor(config.version);
     this.log = new PrintkLog(this.clock, config.logBufLen);
-    this.hooks = Object.freeze({ printk: new SyncHook<[PrintkRecord, string]>(["record", "line"]), devmem: devmemHooks() });
+    this.hooks = Object.freeze({ printk: new SyncHook<[PrintkRecord, string]>(["record", "line"]), devmem: devmemHooks(), mm: mmHooks() });
     this.log.onLine((rec, line) => this.hooks.printk.call(rec, line));
     if (config.console) {
       const out = config.console;

@@ -104,7 +104,11 @@ function maybe_mkwrite(pte: pte_t, vma: VmArea): pte_t {
 /** mmu_notifier_invalidate_range_start(): only builds a range when someone listens. */
 export function mmu_notifier_invalidate_range_start(mm: MmStruct, start: number, end: number): void {
   const n = mm.mmu_notifier_mm;
-  if (n.list.length !== 0) n.invalidate_range_start({ mm, start, end, blockable: true });
+  const hook = mm.k.hooks.mm.invalidate;
+  if (n.list.length === 0 && !hook.isUsed()) return;
+  const range = { mm, start, end, blockable: true };
+  if (hook.isUsed()) hook.call(range);
+  if (n.list.length !== 0) n.invalidate_range_start(range);
 }
 export function mmu_notifier_invalidate_range_end(mm: MmStruct, start: number, end: number): void {
   const n = mm.mmu_notifier_mm;
@@ -205,8 +209,10 @@ export function handle_mm_fault(vma: VmArea, address: number, flags: number): vm
   const mm = vma.vm_mm;
   mm.k.mm.vmstat.pgfault++;
   // hugetlbfs is not modelled: nothing creates a VM_HUGETLB vma.
-  if (vma.vm_flags & VM_HUGETLB) return VM_FAULT_SIGBUS;
-  return handle_pte_fault(vma, address - (address % PAGE_SIZE), flags);
+  const ret = vma.vm_flags & VM_HUGETLB ? VM_FAULT_SIGBUS : handle_pte_fault(vma, address - (address % PAGE_SIZE), flags);
+  const hook = mm.k.hooks.mm.fault;
+  if (hook.isUsed()) hook.call(vma, address, flags, ret);
+  return ret;
 }
 
 /** handle_pte_fault(): dispatch on the pte the fault found. `address` is page aligned. */

@@ -1,10 +1,13 @@
-// The device-memory hooks (DESIGN principle 5): a driver's hmm_devmem_ops become taps named
-// after its module on the pgmap's fault and free hooks; a host observer taps the same hooks.
+// The kernel's hooks (DESIGN principle 5): a driver's hmm_devmem_ops become taps named after
+// its module on the pgmap's fault and free hooks, and a host observer taps the same hooks; the
+// mm hooks announce every handled fault and every invalidation.
 
 import { describe, expect, it } from "vitest";
 import type { Kernel } from "../../core/kernel.ts";
 import { ko } from "../helpers/build.ts";
 import { boot } from "../helpers/kernel.ts";
+import { FAULT_FLAG_USER, FAULT_FLAG_WRITE, FAULT_FLAG_ALLOW_RETRY, FAULT_FLAG_KILLABLE } from "../../core/mm/memory.ts";
+import { MAP_ANONYMOUS, MAP_PRIVATE, PROT_READ, PROT_WRITE } from "../../core/mm/mmap.ts";
 
 const GPUMOD = `
 import { MODULE_LICENSE, module_init, module_exit, printk, KERN_INFO, IS_ERR, PTR_ERR,
@@ -36,6 +39,22 @@ describe("device-memory hooks", () => {
     expect(Object.isFrozen(k.hooks)).toBe(true);
     expect(Object.isFrozen(k.hooks.devmem)).toBe(true);
     expect(Object.keys(k.hooks.devmem)).toEqual(["fault", "free"]);
+    expect(Object.isFrozen(k.hooks.mm)).toBe(true);
+    expect(Object.keys(k.hooks.mm)).toEqual(["fault", "invalidate"]);
+  });
+
+  it("mm.fault sees each handled fault with its result; mm.invalidate each range before it changes", async () => {
+    const k = await boot({ version: "5.0" });
+    const seen: string[] = [];
+    k.hooks.mm.fault.tap("tracer", (vma, addr, flags, ret) => void seen.push(`fault ${(addr - vma.vm_start).toString(16)} ${flags.toString(16)} ${ret}`));
+    k.hooks.mm.invalidate.tap("tracer", (r) => void seen.push(`invalidate ${(r.end - r.start).toString(16)}`));
+    const p = k.spawn("app");
+    const a = p.mmap(0, 0x3000, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS);
+    p.write(a + 0x1000, new Uint8Array([1]));
+    p.munmap(a, 0x3000);
+    const w = FAULT_FLAG_WRITE | FAULT_FLAG_USER | FAULT_FLAG_ALLOW_RETRY | FAULT_FLAG_KILLABLE;
+    expect(seen).toEqual([`fault 1000 ${w.toString(16)} 0`, "invalidate 3000"]);
+    p.exit();
   });
 
   for (const version of ["4.20", "5.0"] as const) {
