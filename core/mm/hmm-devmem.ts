@@ -8,7 +8,8 @@ import { EBUSY, EINVAL, ENOMEM, ENXIO, ERANGE } from "../errno.ts";
 import type { Kernel } from "../kernel.ts";
 import { Device } from "../base/device.ts";
 import type { DrRelease } from "../base/devres.ts";
-import { GFP_KERNEL } from "./gfp.ts";
+import { GFP_HIGHUSER, GFP_KERNEL } from "./gfp.ts";
+import { lock_page } from "./migrate.ts";
 import { Completion, complete, init_completion, wait_for_completion } from "../kernel/sched.ts";
 import { add_pages, arch_add_memory, memmap_init_zone_device, move_pfn_range_to_zone, remove_pages } from "./memory_hotplug.ts";
 import { ALIGN, PA_SECTION_SIZE, PHYS_PFN, type Page } from "./memmap.ts";
@@ -110,6 +111,16 @@ export class Hmm {
   /** hmm_device_put(): put_device(); the last reference releases it and its devres. */
   hmm_device_put(hdev: HmmDevice): void {
     this.#k.base.put_device(hdev.device);
+  }
+
+  /** hmm_vma_alloc_locked_page(): a GFP_HIGHUSER page for `addr`, locked; -1 (NULL) when
+   *  none can be had. What a driver's fault handler migrates device memory back into. */
+  hmm_vma_alloc_locked_page(_vma: unknown, _addr: number): Page {
+    const mm = this.#k.mm;
+    const page = mm.alloc_pages(GFP_HIGHUSER, 0);
+    if (page < 0) return -1;
+    lock_page(mm, page);
+    return page;
   }
 
   // ---- hmm_devmem ------------------------------------------------------------------------

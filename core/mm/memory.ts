@@ -520,7 +520,7 @@ function do_swap_page(vma: VmArea, address: number, flags: number, orig: pte_t):
  * driver callback touching the memory being migrated): deferred work gets its chance, and if
  * the entry stays the wait is reported as a hung task and unwound.
  */
-function migration_entry_wait(mm: MmStruct, address: number, orig: pte_t): void {
+export function migration_entry_wait(mm: MmStruct, address: number, orig: pte_t): void {
   mm.k.sched.waitUntil(() => mm.ptep_get(address) !== orig, "migration_entry_wait");
 }
 

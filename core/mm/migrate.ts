@@ -3,17 +3,36 @@
 // collects and unmaps the source pages (migration entries in their place), the driver's
 // alloc_and_copy() fills dst[], the struct pages move, finalize_and_map() lets the driver see
 // which succeeded, and the ptes are restored to the new pages (or the old ones on failure).
+//
+// The steps keep the kernel's names, order, reference counting and mmu notifier calls:
+// - migrate_vma_collect(): one invalidation of [start, end); each present page (or device-
+//   private entry) is pinned, and when it can be locked at once its pte becomes a migration
+//   entry; holes and the zero page are collected as MIGRATE without a page.
+// - migrate_vma_prepare(): lock (trylock only: a page it cannot lock is dropped), isolate
+//   from the LRU (kemu keeps no LRU lists: isolation always succeeds and only its reference is
+//   modelled), drop pinned pages.
+// - migrate_vma_unmap(): try_to_unmap() the pages other ptes still map (after fork), through
+//   the reverse map, with try_to_unmap_one()'s invalidation of each candidate vma's page.
+// - migrate_vma_pages(): migrate_page() moves ->mapping, ->index and the page state; holes
+//   and zero-page ptes get the new page (migrate_vma_insert_page(), inside one invalidation
+//   from the first such address to the end).
+// - migrate_vma_finalize(): remove_migration_ptes() to the new page or back to the old one.
+// Pages in the page cache (shmem, memfd) are collected but kemu does not move page-cache
+// entries: migrate_page() fails for them (the kernel refuses them for device-private memory
+// anyway).
 
 import { EINVAL } from "../errno.ts";
-import type { Page } from "./memmap.ts";
-import { PAGE_SIZE, ZONE_DEVICE } from "./memmap.ts";
 import type { MM } from "./mm.ts";
+import { PAGE_SIZE, ZONE_DEVICE, type MemSection, type Page } from "./memmap.ts";
 import { MEMORY_DEVICE_PRIVATE, MEMORY_DEVICE_PUBLIC } from "./memremap.ts";
-import { mmu_notifier_invalidate_range_end, mmu_notifier_invalidate_range_start, _vm_normal_page } from "./memory.ts";
-import { MM_ANONPAGES, VM_HUGETLB, VM_SPECIAL, VM_WRITE, vma_is_anonymous, type VmArea } from "./mm_types.ts";
-import { PG_locked, PG_swapbacked, PG_uptodate } from "./page-flags.ts";
-import { is_swap_pte, pfn_pte, pte_mkdirty, pte_mkwrite, pte_none, pte_pfn, pte_to_swp_entry, pte_write, swp_entry_to_pte } from "./pgtable.ts";
-import { anon_vma_prepare, page_add_anon_rmap, page_add_new_anon_rmap, page_mapcount, page_remove_rmap, page_rmapping, PageAnon, rmap_walk } from "./rmap.ts";
+import { mmu_notifier_invalidate_range_end, mmu_notifier_invalidate_range_start, SetPageDirty, _vm_normal_page } from "./memory.ts";
+import { MM_ANONPAGES, PMD_SIZE, PTRS_PER_PTE, VM_HUGETLB, VM_SPECIAL, VM_WRITE, vma_is_anonymous, type VmArea } from "./mm_types.ts";
+import { PG_dirty, PG_error, PG_locked, PG_mappedtodisk, PG_referenced, PG_swapbacked, PG_uptodate } from "./page-flags.ts";
+import {
+  _PAGE_DIRTY, _PAGE_RW, is_swap_pte, pfn_pte, pte_mkdevmap, pte_mkdirty, pte_mkold, pte_mkwrite, pte_pfn, pte_present, pte_to_swp_entry,
+  pte_write, swp_entry_to_pte,
+} from "./pgtable.ts";
+import { AnonVma, anon_vma_prepare, page_add_anon_rmap, page_add_file_rmap, page_add_new_anon_rmap, page_remove_rmap, vma_address } from "./rmap.ts";
 import {
   is_device_private_entry, is_migration_entry, is_write_device_private_entry, is_write_migration_entry, make_device_private_entry, make_migration_entry,
   swp_offset,
@@ -27,19 +46,23 @@ export const MIGRATE_PFN_DEVICE = 1 << 4;
 export const MIGRATE_PFN_ERROR = 1 << 5;
 export const MIGRATE_PFN_SHIFT = 6;
 
+const FLAGS = 1 << MIGRATE_PFN_SHIFT;
+
 /** migrate_pfn(): a src/dst entry for `pfn`, VALID. */
 export function migrate_pfn(pfn: Page): number {
-  return pfn * 2 ** MIGRATE_PFN_SHIFT + MIGRATE_PFN_VALID;
+  return pfn * FLAGS + MIGRATE_PFN_VALID;
 }
-/** migrate_pfn_to_page(): the page of a VALID entry, or -1. */
+/** migrate_pfn_to_page(): the page of a VALID entry, or -1 (NULL). */
 export function migrate_pfn_to_page(mpfn: number): Page {
-  return mpfn % 2 === 1 ? Math.floor(mpfn / 2 ** MIGRATE_PFN_SHIFT) : -1;
+  return mpfn % 2 === 1 ? Math.floor(mpfn / FLAGS) : -1;
 }
-function has(mpfn: number, flag: number): boolean {
-  return (mpfn % 2 ** MIGRATE_PFN_SHIFT & flag) !== 0;
+/** The MIGRATE_PFN_* bits of an entry. */
+export function migrate_pfn_flags(mpfn: number): number {
+  return mpfn % FLAGS;
 }
+/** mpfn & ~flag */
 function clear(mpfn: number, flag: number): number {
-  return has(mpfn, flag) ? mpfn - flag : mpfn;
+  return mpfn % FLAGS & flag ? mpfn - flag : mpfn;
 }
 
 /** struct migrate_vma_ops */
@@ -57,9 +80,34 @@ interface Migrate {
   readonly src: Float64Array;
   readonly dst: Float64Array;
   readonly start: number;
-  readonly end: number;
+  end: number;
   npages: number;
   cpages: number;
+}
+
+// ---- page locks (include/linux/pagemap.h) -------------------------------------------------
+
+export function PageLocked(kmm: MM, page: Page): boolean {
+  const sec = kmm.memmap.section(page);
+  return (sec.flags[page - sec.startPfn]! & (1 << PG_locked)) !== 0;
+}
+/** trylock_page(): kemu runs one task at a time, so a page is locked only by whoever holds it. */
+export function trylock_page(kmm: MM, page: Page): boolean {
+  const sec = kmm.memmap.section(page);
+  const i = page - sec.startPfn;
+  const f = sec.flags[i]!;
+  if (f & (1 << PG_locked)) return false;
+  sec.flags[i] = f | (1 << PG_locked);
+  return true;
+}
+/** lock_page(): sleeps until the holder unlocks; nobody can while kemu's one task waits. */
+export function lock_page(kmm: MM, page: Page): void {
+  if (!trylock_page(kmm, page)) kmm.k.sched.waitUntil(() => trylock_page(kmm, page), "lock_page");
+}
+export function unlock_page(kmm: MM, page: Page): void {
+  const sec = kmm.memmap.section(page);
+  const i = page - sec.startPfn;
+  sec.flags[i] = sec.flags[i]! & ~(1 << PG_locked);
 }
 
 export class Migration {
@@ -70,191 +118,311 @@ export class Migration {
 
   /**
    * migrate_vma(): -EINVAL for a missing, hugetlb or special vma, a range outside it, missing
-   * ops/src/dst or start >= end; otherwise 0, whatever was migrated (src[] says).
+   * ops/src/dst or start >= end (start and end are rounded down to pages); otherwise 0,
+   * whatever was migrated (src[] says). src and dst need (end - start) / PAGE_SIZE entries.
    */
   migrate_vma(ops: MigrateVmaOps | null, vma: VmArea | null, start: number, end: number, src: Float64Array | null, dst: Float64Array | null, priv: unknown): number {
     start -= start % PAGE_SIZE;
     end -= end % PAGE_SIZE;
+    // (vma_is_dax() too: kemu has no DAX filesystem and no device-dax file mappings.)
     if (!vma || vma.vm_flags & (VM_HUGETLB | VM_SPECIAL)) return -EINVAL;
     if (start < vma.vm_start || start >= vma.vm_end) return -EINVAL;
     if (end <= vma.vm_start || end > vma.vm_end) return -EINVAL;
     if (!ops || !src || !dst || start >= end) return -EINVAL;
-    const npages = (end - start) / PAGE_SIZE;
-    src.fill(0, 0, npages);
+    src.fill(0, 0, (end - start) / PAGE_SIZE);
     const m: Migrate = { vma, src, dst, start, end, npages: 0, cpages: 0 };
 
+    // Collect, and try to unmap source pages
     this.#collect(m);
     if (!m.cpages) return 0;
+    // Lock and isolate page
     this.#prepare(m);
     if (!m.cpages) return 0;
+    // Unmap pages
     this.#unmap(m);
     if (!m.cpages) return 0;
+    // The pages are locked and unmapped: their contents are stable for the copy.
     ops.alloc_and_copy(vma, src, dst, start, end, priv);
+    // This does the real migration of struct page
     this.#pages(m);
     ops.finalize_and_map(vma, src, dst, start, end, priv);
+    // Unlock and remap pages
     this.#finalize(m);
     return 0;
   }
 
-  /** migrate_vma_collect(): fill src[], pin each page, and replace the ptes of pages we can
-   *  lock right away with migration entries. */
+  /**
+   * migrate_vma_collect() with migrate_vma_collect_pmd()/_hole(): fill src[], pin each page,
+   * and replace the ptes of the pages it can lock right away with migration entries.
+   */
   #collect(m: Migrate): void {
-    const kmm = this.#mm;
-    const mm = m.vma.vm_mm;
-    mmu_notifier_invalidate_range_start(mm, m.start, m.end);
-    for (let addr = m.start; addr < m.end; addr += PAGE_SIZE) {
-      const pte = mm.ptep_get(addr);
-      let mpfn = 0;
-      let page: Page = -1;
-      if (pte_none(pte)) {
-        mpfn = MIGRATE_PFN_MIGRATE; // a hole: the driver may give it fresh memory
-        m.cpages++;
-      } else if (is_swap_pte(pte)) {
-        const entry = pte_to_swp_entry(pte);
-        if (is_device_private_entry(entry)) {
-          page = swp_offset(entry);
-          mpfn = migrate_pfn(page) + MIGRATE_PFN_DEVICE + MIGRATE_PFN_MIGRATE + (is_write_device_private_entry(entry) ? MIGRATE_PFN_WRITE : 0);
-        }
-      } else if (pte_pfn(pte) === kmm.zeroPfn) {
-        mpfn = MIGRATE_PFN_MIGRATE;
-        m.cpages++;
-      } else {
-        page = _vm_normal_page(m.vma, addr, pte, true);
-        mpfn = page < 0 ? 0 : migrate_pfn(page) + MIGRATE_PFN_MIGRATE + (pte_write(pte) ? MIGRATE_PFN_WRITE : 0);
-      }
-      // THP and pages without ->mapping are not migrated.
-      if (page >= 0 && !page_rmapping(kmm, page)) {
-        mpfn = 0;
-        page = -1;
-      }
-      if (page >= 0) {
-        kmm.get_page(page);
-        m.cpages++;
-        if (trylock_page(kmm, page)) {
-          mpfn += MIGRATE_PFN_LOCKED;
-          const write = is_swap_pte(pte) ? is_write_device_private_entry(pte_to_swp_entry(pte)) : pte_write(pte);
-          mm.set_pte_at(addr, swp_entry_to_pte(make_migration_entry(page, write)));
-          page_remove_rmap(kmm, page);
-          kmm.put_page(page);
-        }
-      }
-      m.dst[m.npages] = 0;
-      m.src[m.npages++] = mpfn;
-    }
-    mmu_notifier_invalidate_range_end(mm, m.start, m.end);
-  }
-
-  /** migrate_vma_prepare(): lock and isolate each collected page; a page that cannot be is
-   *  restored and dropped from the migration. */
-  #prepare(m: Migrate): void {
-    const kmm = this.#mm;
-    for (let i = 0; i < m.npages; i++) {
-      const page = migrate_pfn_to_page(m.src[i]!);
-      if (page < 0) continue;
-      if (!has(m.src[i]!, MIGRATE_PFN_LOCKED)) {
-        lock_page(kmm, page);
-        m.src[i] = m.src[i]! + MIGRATE_PFN_LOCKED;
-      }
-      if (!is_zone_device_page(kmm, page)) {
-        // isolate_lru_page() takes a reference; the one collect took goes.
-        if (!isolate_lru_page(kmm, page)) {
-          this.#drop(m, i, page, false);
-          continue;
-        }
-        kmm.put_page(page);
-      }
-      if (!migrate_vma_check_page(kmm, page)) this.#drop(m, i, page, true);
-    }
-  }
-
-  /** Give a page back its ptes and drop it from the migration (prepare's and unmap's restore). */
-  #drop(m: Migrate, i: number, page: Page, isolated: boolean): void {
-    const kmm = this.#mm;
-    m.src[i] = 0;
-    m.cpages--;
-    remove_migration_ptes(kmm, page, page);
-    unlock_page(kmm, page);
-    if (is_zone_device_page(kmm, page)) kmm.put_page(page);
-    else if (isolated) putback_lru_page(kmm, page);
-    else kmm.put_page(page);
-  }
-
-  /** migrate_vma_unmap(): unmap what the collect pass could not (other processes' ptes, via
-   *  the reverse map); pages still mapped or pinned are restored. */
-  #unmap(m: Migrate): void {
-    const kmm = this.#mm;
-    for (let i = 0; i < m.npages; i++) {
-      const page = migrate_pfn_to_page(m.src[i]!);
-      if (page < 0 || !has(m.src[i]!, MIGRATE_PFN_MIGRATE)) continue;
-      if (page_mapcount(kmm, page) > 0) try_to_unmap_migration(kmm, page);
-      if (page_mapcount(kmm, page) > 0 || !migrate_vma_check_page(kmm, page)) this.#drop(m, i, page, !is_zone_device_page(kmm, page));
-    }
-  }
-
-  /** migrate_vma_pages(): move each struct page to its new page; holes get the new page
-   *  inserted; what cannot move loses MIGRATE. */
-  #pages(m: Migrate): void {
-    const kmm = this.#mm;
-    const mm = m.vma.vm_mm;
-    let notified = false;
-    for (let i = 0, addr = m.start; i < m.npages; i++, addr += PAGE_SIZE) {
-      const newpage = migrate_pfn_to_page(m.dst[i]!);
-      const page = migrate_pfn_to_page(m.src[i]!);
-      if (newpage < 0) {
-        m.src[i] = clear(m.src[i]!, MIGRATE_PFN_MIGRATE);
-        continue;
-      }
-      if (page < 0) {
-        if (!has(m.src[i]!, MIGRATE_PFN_MIGRATE)) continue;
-        if (!notified) {
-          notified = true;
-          mmu_notifier_invalidate_range_start(mm, addr, m.end);
-        }
-        this.#insertPage(m, addr, newpage, i);
-        continue;
-      }
-      const fileBacked = !PageAnon(kmm, page);
-      if (is_zone_device_page(kmm, newpage)) {
-        const type = pgmapType(kmm, newpage);
-        // Only private anonymous memory goes to device-private memory; other device pages
-        // than private and public are not supported.
-        if ((type === MEMORY_DEVICE_PRIVATE && fileBacked) || (type !== MEMORY_DEVICE_PRIVATE && type !== MEMORY_DEVICE_PUBLIC)) {
-          m.src[i] = clear(m.src[i]!, MIGRATE_PFN_MIGRATE);
-          continue;
-        }
-      }
-      if (!migrate_page(kmm, newpage, page, fileBacked)) m.src[i] = clear(m.src[i]!, MIGRATE_PFN_MIGRATE);
-    }
-    if (notified) mmu_notifier_invalidate_range_end(mm, m.start, m.end);
-  }
-
-  /** migrate_vma_insert_page(): a hole gets the new page, anonymous private vmas only. */
-  #insertPage(m: Migrate, addr: number, page: Page, i: number): void {
     const kmm = this.#mm;
     const vma = m.vma;
     const mm = vma.vm_mm;
-    const fail = () => void (m.src[i] = clear(m.src[i]!, MIGRATE_PFN_MIGRATE));
-    if (!vma_is_anonymous(vma) || anon_vma_prepare(vma)) return fail();
+    const src = m.src;
+    const dst = m.dst;
+    const zeroPfn = kmm.zeroPfn;
+    mmu_notifier_invalidate_range_start(mm, m.start, m.end);
+    for (let addr = m.start; addr < m.end; ) {
+      const next = Math.min(m.end, (Math.floor(addr / PMD_SIZE) + 1) * PMD_SIZE);
+      const table = mm.pgd.get(Math.floor(addr / PMD_SIZE));
+      if (table === undefined) {
+        // migrate_vma_collect_hole(): a hole is a candidate; the driver may give it memory.
+        for (; addr < next; addr += PAGE_SIZE) {
+          src[m.npages] = MIGRATE_PFN_MIGRATE;
+          dst[m.npages++] = 0;
+          m.cpages++;
+        }
+        continue;
+      }
+      for (; addr < next; addr += PAGE_SIZE) {
+        const idx = (addr / PAGE_SIZE) & (PTRS_PER_PTE - 1);
+        const pte = table[idx]!;
+        let mpfn = 0;
+        let page: Page = -1;
+        if (pte === 0) {
+          mpfn = MIGRATE_PFN_MIGRATE;
+          m.cpages++;
+        } else if (!pte_present(pte)) {
+          // Only device-private entries: other special entries cannot move, swap is left.
+          const entry = pte_to_swp_entry(pte);
+          if (is_device_private_entry(entry)) {
+            page = swp_offset(entry);
+            mpfn = migrate_pfn(page) + MIGRATE_PFN_DEVICE + MIGRATE_PFN_MIGRATE + (is_write_device_private_entry(entry) ? MIGRATE_PFN_WRITE : 0);
+          }
+        } else if (pte_pfn(pte) === zeroPfn) {
+          mpfn = MIGRATE_PFN_MIGRATE;
+          m.cpages++;
+        } else {
+          page = _vm_normal_page(vma, addr, pte, true);
+          mpfn = migrate_pfn(pte_pfn(pte)) + MIGRATE_PFN_MIGRATE + (pte_write(pte) ? MIGRATE_PFN_WRITE : 0);
+        }
+        if (page >= 0) {
+          const sec = kmm.memmap.section(page);
+          const i = page - sec.startPfn;
+          // FIXME support THP: no compound pages in kemu. A page without ->mapping stays.
+          if (!sec.hasMapping() || sec.mapping[i] === null) {
+            mpfn = 0;
+          } else {
+            m.cpages++;
+            const f = sec.flags[i]!;
+            if (!(f & (1 << PG_locked))) {
+              // trylock_page(): the common case, the page is mapped once, in this process.
+              sec.flags[i] = f | (1 << PG_locked);
+              mpfn += MIGRATE_PFN_LOCKED;
+              table[idx] = swp_entry_to_pte(make_migration_entry(page, (mpfn & MIGRATE_PFN_WRITE) !== 0));
+              // Like a regular unmap: no rmap, one reference less. get_page() (the pin that
+              // "freezes" the pte) and the unmap's put_page() leave the count as it was.
+              page_remove_rmap(kmm, page);
+            } else {
+              // Pin it: that blocks any other migration and "freezes" the pte.
+              kmm.get_page(page);
+            }
+          }
+        }
+        dst[m.npages] = 0;
+        src[m.npages++] = mpfn;
+      }
+    }
+    mmu_notifier_invalidate_range_end(mm, m.start, m.end);
+    m.end = m.start + m.npages * PAGE_SIZE;
+  }
+
+  /**
+   * migrate_vma_prepare(): lock (best effort: a page it cannot lock at once is dropped) and
+   * isolate each collected page, dropping collect's reference; pinned pages are put back,
+   * and those collect had unmapped get their pte again.
+   */
+  #prepare(m: Migrate): void {
+    const kmm = this.#mm;
+    const src = m.src;
+    const npages = m.npages;
+    let restore = 0;
+    for (let i = 0; i < npages && m.cpages; i++) {
+      const page = migrate_pfn_to_page(src[i]!);
+      if (page < 0) continue;
+      let remap = true;
+      if (!(src[i]! & MIGRATE_PFN_LOCKED)) {
+        if (!trylock_page(kmm, page)) {
+          src[i] = 0;
+          m.cpages--;
+          kmm.put_page(page);
+          continue;
+        }
+        remap = false;
+        src[i] = src[i]! + MIGRATE_PFN_LOCKED;
+      }
+      // ZONE_DEVICE pages are not on the LRU. isolate_lru_page() takes a reference and
+      // collect's is dropped: the count does not change, so neither is done here.
+      if (!migrate_vma_check_page(kmm, page)) {
+        if (remap) {
+          src[i] = clear(src[i]!, MIGRATE_PFN_MIGRATE);
+          m.cpages--;
+          restore++;
+          // (get_page() + putback_lru_page() for an LRU page: no change either.)
+        } else {
+          src[i] = 0;
+          unlock_page(kmm, page);
+          m.cpages--;
+          // putback_lru_page() drops isolation's reference, put_page() collect's.
+          kmm.put_page(page);
+        }
+      }
+    }
+    for (let i = 0, addr = m.start; i < npages && restore; i++, addr += PAGE_SIZE) {
+      const page = migrate_pfn_to_page(src[i]!);
+      if (page < 0 || src[i]! % FLAGS & MIGRATE_PFN_MIGRATE) continue;
+      const sec = kmm.memmap.section(page);
+      remove_migration_pte(kmm, sec, page - sec.startPfn, m.vma, addr, page);
+      src[i] = 0;
+      unlock_page(kmm, page);
+      kmm.put_page(page);
+      restore--;
+    }
+  }
+
+  /**
+   * migrate_vma_unmap(): try_to_unmap() what the collect pass could not unmap (other
+   * processes' ptes, through the reverse map); pages still mapped or pinned are restored.
+   */
+  #unmap(m: Migrate): void {
+    const kmm = this.#mm;
+    const src = m.src;
+    const npages = m.npages;
+    let restore = 0;
+    for (let i = 0; i < npages; i++) {
+      const page = migrate_pfn_to_page(src[i]!);
+      if (page < 0 || !(src[i]! % FLAGS & MIGRATE_PFN_MIGRATE)) continue;
+      if (page_mapped(kmm, page)) {
+        try_to_unmap_migration(kmm, page);
+        if (page_mapped(kmm, page)) {
+          src[i] = clear(src[i]!, MIGRATE_PFN_MIGRATE);
+          m.cpages--;
+          restore++;
+          continue;
+        }
+      }
+      if (migrate_vma_check_page(kmm, page)) continue;
+      src[i] = clear(src[i]!, MIGRATE_PFN_MIGRATE);
+      m.cpages--;
+      restore++;
+    }
+    for (let i = 0; i < npages && restore; i++) {
+      const page = migrate_pfn_to_page(src[i]!);
+      if (page < 0 || src[i]! % FLAGS & MIGRATE_PFN_MIGRATE) continue;
+      remove_migration_ptes(kmm, page, page, m.vma);
+      src[i] = 0;
+      unlock_page(kmm, page);
+      restore--;
+      // put_page() for a device page, putback_lru_page() (a put) for the others.
+      kmm.put_page(page);
+    }
+  }
+
+  /**
+   * migrate_vma_pages(): move each struct page to its new page; holes (and the zero page) get
+   * the new page inserted; what cannot move loses MIGRATE.
+   */
+  #pages(m: Migrate): void {
+    const kmm = this.#mm;
+    const src = m.src;
+    const dst = m.dst;
+    const mm = m.vma.vm_mm;
+    let mmu_start = -1;
+    for (let i = 0, addr = m.start; i < m.npages; i++, addr += PAGE_SIZE) {
+      const newpage = migrate_pfn_to_page(dst[i]!);
+      const page = migrate_pfn_to_page(src[i]!);
+      if (newpage < 0) {
+        src[i] = clear(src[i]!, MIGRATE_PFN_MIGRATE);
+        continue;
+      }
+      if (page < 0) {
+        if (!(src[i]! % FLAGS & MIGRATE_PFN_MIGRATE)) continue;
+        if (mmu_start < 0) {
+          mmu_start = addr;
+          mmu_notifier_invalidate_range_start(mm, mmu_start, m.end);
+        }
+        this.#insert_page(m, addr, newpage, i);
+        continue;
+      }
+      const osec = kmm.memmap.section(page);
+      const anon = isAnonOrNone(osec, page - osec.startPfn);
+      const nsec = kmm.memmap.section(newpage);
+      if (nsec.zone[newpage - nsec.startPfn] === ZONE_DEVICE) {
+        const type = secPgmapType(kmm, nsec, newpage - nsec.startPfn);
+        if (type === MEMORY_DEVICE_PRIVATE) {
+          // For now only private anonymous memory goes to un-addressable device memory.
+          if (!anon) {
+            src[i] = clear(src[i]!, MIGRATE_PFN_MIGRATE);
+            continue;
+          }
+        } else if (type !== MEMORY_DEVICE_PUBLIC) {
+          // Other types of ZONE_DEVICE page are not supported.
+          src[i] = clear(src[i]!, MIGRATE_PFN_MIGRATE);
+          continue;
+        }
+      }
+      if (!migrate_page(kmm, nsec, newpage, osec, page, anon)) src[i] = clear(src[i]!, MIGRATE_PFN_MIGRATE);
+    }
+    // (mmu_notifier_invalidate_range_only_end(): the insertions already flushed.)
+    if (mmu_start >= 0) mmu_notifier_invalidate_range_end(mm, mmu_start, m.end);
+  }
+
+  /**
+   * migrate_vma_insert_page(): a hole, or a pte of the zero page, gets the new page: anonymous
+   * vmas only; a device-private page becomes a device-private entry, writable iff the vma is.
+   */
+  #insert_page(m: Migrate, addr: number, page: Page, i: number): void {
+    const kmm = this.#mm;
+    const vma = m.vma;
+    const mm = vma.vm_mm;
+    const src = m.src;
+    // Only allow populating anonymous memory
+    if (!vma_is_anonymous(vma) || anon_vma_prepare(vma)) {
+      src[i] = clear(src[i]!, MIGRATE_PFN_MIGRATE);
+      return;
+    }
     setFlag(kmm, page, PG_uptodate);
-    const device = is_zone_device_page(kmm, page);
-    if (device && pgmapType(kmm, page) !== MEMORY_DEVICE_PRIVATE) return fail();
-    if (!pte_none(mm.ptep_get(addr))) return fail();
-    const writable = (vma.vm_flags & VM_WRITE) !== 0;
-    let pte = device ? swp_entry_to_pte(make_device_private_entry(page, writable)) : pfn_pte(page, vma.vm_page_prot);
-    if (!device && writable) pte = pte_mkwrite(pte_mkdirty(pte));
+    let entry: number;
+    if (kmm.page_zonenum(page) === ZONE_DEVICE) {
+      const type = pgmapType(kmm, page);
+      if (type === MEMORY_DEVICE_PRIVATE) {
+        entry = swp_entry_to_pte(make_device_private_entry(page, (vma.vm_flags & VM_WRITE) !== 0));
+      } else if (type === MEMORY_DEVICE_PUBLIC) {
+        entry = pte_mkold(pfn_pte(page, vma.vm_page_prot));
+        if (vma.vm_flags & VM_WRITE) entry = pte_mkwrite(pte_mkdirty(entry));
+        entry = pte_mkdevmap(entry);
+      } else {
+        // (4.20 leaves the entry uninitialised here; no such page gets this far in kemu.)
+        src[i] = clear(src[i]!, MIGRATE_PFN_MIGRATE);
+        return;
+      }
+    } else {
+      entry = pfn_pte(page, vma.vm_page_prot);
+      if (vma.vm_flags & VM_WRITE) entry = pte_mkwrite(pte_mkdirty(entry));
+    }
+    const cur = mm.ptep_get(addr);
+    // A pte of the zero page is replaced (ptep_clear_flush_notify + set_pte_at_notify: HMM has
+    // neither callback); anything else there now means someone else filled the hole.
+    if (cur !== 0 && !(pte_present(cur) && pte_pfn(cur) === kmm.zeroPfn)) {
+      src[i] = clear(src[i]!, MIGRATE_PFN_MIGRATE);
+      return;
+    }
     mm.rss[MM_ANONPAGES]!++;
     page_add_new_anon_rmap(kmm, page, vma, addr);
     kmm.get_page(page);
-    mm.set_pte_at(addr, pte);
-    m.src[i] = MIGRATE_PFN_MIGRATE;
+    mm.set_pte_at(addr, entry);
+    src[i] = MIGRATE_PFN_MIGRATE;
   }
 
   /** migrate_vma_finalize(): restore the ptes (to the new page when it moved) and let go. */
   #finalize(m: Migrate): void {
     const kmm = this.#mm;
+    const src = m.src;
+    const dst = m.dst;
     for (let i = 0; i < m.npages; i++) {
-      let newpage = migrate_pfn_to_page(m.dst[i]!);
-      const page = migrate_pfn_to_page(m.src[i]!);
+      let newpage = migrate_pfn_to_page(dst[i]!);
+      const page = migrate_pfn_to_page(src[i]!);
       if (page < 0) {
         if (newpage >= 0) {
           unlock_page(kmm, newpage);
@@ -262,22 +430,21 @@ export class Migration {
         }
         continue;
       }
-      if (!has(m.src[i]!, MIGRATE_PFN_MIGRATE) || newpage < 0) {
+      if (!(src[i]! % FLAGS & MIGRATE_PFN_MIGRATE) || newpage < 0) {
         if (newpage >= 0) {
           unlock_page(kmm, newpage);
           kmm.put_page(newpage);
         }
         newpage = page;
       }
-      remove_migration_ptes(kmm, page, newpage);
+      remove_migration_ptes(kmm, page, newpage, m.vma);
       unlock_page(kmm, page);
       m.cpages--;
-      if (is_zone_device_page(kmm, page)) kmm.put_page(page);
-      else putback_lru_page(kmm, page);
+      // put_page() for a device page, putback_lru_page() (a put) for the others.
+      kmm.put_page(page);
       if (newpage !== page) {
         unlock_page(kmm, newpage);
-        if (is_zone_device_page(kmm, newpage)) kmm.put_page(newpage);
-        else putback_lru_page(kmm, newpage);
+        kmm.put_page(newpage);
       }
     }
   }
@@ -285,133 +452,184 @@ export class Migration {
 
 // ---- page state helpers -------------------------------------------------------------------
 
-function flagsOf(kmm: MM, page: Page): { sec: ReturnType<MM["memmap"]["section"]>; i: number } {
-  const sec = kmm.memmap.section(page);
-  return { sec, i: page - sec.startPfn };
-}
-function testFlag(kmm: MM, page: Page, bit: number): boolean {
-  const { sec, i } = flagsOf(kmm, page);
-  return (sec.flags[i]! & (1 << bit)) !== 0;
-}
 function setFlag(kmm: MM, page: Page, bit: number): void {
-  const { sec, i } = flagsOf(kmm, page);
-  sec.flags[i] = sec.flags[i]! | (1 << bit);
-}
-function clearFlag(kmm: MM, page: Page, bit: number): void {
-  const { sec, i } = flagsOf(kmm, page);
-  sec.flags[i] = sec.flags[i]! & ~(1 << bit);
+  const sec = kmm.memmap.section(page);
+  sec.flags[page - sec.startPfn] = sec.flags[page - sec.startPfn]! | (1 << bit);
 }
 
-/** trylock_page(): nobody else holds page locks in kemu's single CPU, unless a driver does. */
-function trylock_page(kmm: MM, page: Page): boolean {
-  if (testFlag(kmm, page, PG_locked)) return false;
-  setFlag(kmm, page, PG_locked);
-  return true;
-}
-function lock_page(kmm: MM, page: Page): void {
-  if (!trylock_page(kmm, page)) kmm.k.sched.waitUntil(() => trylock_page(kmm, page), "lock_page");
-}
-function unlock_page(kmm: MM, page: Page): void {
-  clearFlag(kmm, page, PG_locked);
-}
-
-function is_zone_device_page(kmm: MM, page: Page): boolean {
-  return kmm.page_zonenum(page) === ZONE_DEVICE;
-}
 function pgmapType(kmm: MM, page: Page): number {
-  const { sec, i } = flagsOf(kmm, page);
+  return kmm.page_pgmap(page)?.type ?? -1;
+}
+/** The pgmap type of page `i` of `sec` (a ZONE_DEVICE page). */
+function secPgmapType(kmm: MM, sec: MemSection, i: number): number {
   return kmm.memremap.pgmapOf(sec.pgmap[i]!)?.type ?? -1;
 }
 
-/** isolate_lru_page(): take the page off the LRU with a reference. kemu keeps no LRU lists
- *  (no reclaim), so only the reference is modelled. */
-function isolate_lru_page(kmm: MM, page: Page): boolean {
-  kmm.get_page(page);
-  return true;
+/** page_mapped() */
+function page_mapped(kmm: MM, page: Page): boolean {
+  const sec = kmm.memmap.section(page);
+  return sec.mapcount[page - sec.startPfn]! >= 0;
 }
-/** putback_lru_page(): back on the LRU, dropping isolation's reference. */
-function putback_lru_page(kmm: MM, page: Page): void {
-  kmm.put_page(page);
+
+/** !page_mapping(): an anonymous page (or one without ->mapping); no swap cache in kemu. */
+function isAnonOrNone(sec: MemSection, i: number): boolean {
+  if (!sec.hasMapping()) return true;
+  const mapping = sec.mapping[i];
+  return mapping === null || mapping instanceof AnonVma;
 }
 
 /**
- * migrate_vma_check_page(): can the page move? Device-private pages always can (they cannot be
- * pinned); others only when nobody holds a reference beyond the ptes and our own (one, plus
- * one for a ZONE_DEVICE public page, plus one for the page cache).
+ * migrate_vma_check_page(): can the page move? Device-private pages always can (they cannot
+ * be pinned, and a migration-entry waiter's reference looks like a pin); device-public ones
+ * hold one more reference; others only when nobody holds one beyond the ptes and ours (plus
+ * the page cache's for a file page).
  */
 function migrate_vma_check_page(kmm: MM, page: Page): boolean {
   let extra = 1;
-  if (is_zone_device_page(kmm, page)) {
-    const type = pgmapType(kmm, page);
+  const sec = kmm.memmap.section(page);
+  const i = page - sec.startPfn;
+  if (sec.zone[i] === ZONE_DEVICE) {
+    const type = secPgmapType(kmm, sec, i);
     if (type === MEMORY_DEVICE_PRIVATE) return true;
     if (type !== MEMORY_DEVICE_PUBLIC) return false;
     extra++;
   }
-  if (!PageAnon(kmm, page) && page_rmapping(kmm, page)) extra += 1;
-  const { sec, i } = flagsOf(kmm, page);
-  return sec.refcount[i]! - extra <= page_mapcount(kmm, page);
+  // For file-backed pages (page_has_private(): no buffer heads in kemu).
+  if (!isAnonOrNone(sec, i)) extra += 1;
+  return sec.refcount[i]! - extra <= sec.mapcount[i]! + 1;
 }
 
-/** try_to_unmap(TTU_MIGRATION): every pte mapping the page becomes a migration entry. */
+/**
+ * The vmas the reverse map gives for `page` (rmap_walk's anon_vma or i_mmap), with the page's
+ * offset; null when the page has no ->mapping.
+ */
+function rmapOf(kmm: MM, page: Page): { vmas: Iterable<VmArea>; pgoff: number } | null {
+  const sec = kmm.memmap.section(page);
+  const i = page - sec.startPfn;
+  if (!sec.hasMapping()) return null;
+  const mapping = sec.mapping[i] as AnonVma | { i_mmap: Set<VmArea> } | null;
+  if (mapping === null || mapping === undefined) return null;
+  return { vmas: mapping instanceof AnonVma ? mapping.vmas : mapping.i_mmap, pgoff: sec.hasIndex() ? sec.index[i]! : 0 };
+}
+
+/**
+ * try_to_unmap(TTU_MIGRATION | TTU_IGNORE_MLOCK | TTU_IGNORE_ACCESS): the reverse-map walk of
+ * try_to_unmap_one() until the page is unmapped. Each candidate vma gets an invalidation of
+ * the page's address whether or not its pte maps the page; each pte that does becomes a
+ * migration entry (read-only for a ZONE_DEVICE page, as 4.20 makes them).
+ */
 function try_to_unmap_migration(kmm: MM, page: Page): void {
-  rmap_walk(kmm, page, (vma, addr) => {
+  const rmap = rmapOf(kmm, page);
+  if (rmap === null) return;
+  const device = kmm.page_zonenum(page) === ZONE_DEVICE;
+  if (device && pgmapType(kmm, page) !== MEMORY_DEVICE_PRIVATE) return;
+  for (const vma of [...rmap.vmas]) {
+    const address = vma_address(rmap.pgoff, vma);
+    if (address < 0) continue;
     const mm = vma.vm_mm;
-    const pte = mm.ptep_get(addr);
-    let write: boolean;
-    if (is_swap_pte(pte)) {
+    const end = Math.min(vma.vm_end, address + PAGE_SIZE);
+    mmu_notifier_invalidate_range_start(mm, address, end);
+    const table = mm.pgd.get(Math.floor(address / PMD_SIZE));
+    const idx = (address / PAGE_SIZE) & (PTRS_PER_PTE - 1);
+    const pte = table === undefined ? 0 : table[idx]!;
+    let mapped = false;
+    let write = false;
+    if (pte_present(pte)) {
+      if (pte_pfn(pte) === page) {
+        mapped = true;
+        write = pte_write(pte);
+        // Move the dirty bit to the page.
+        if (pte % PAGE_SIZE & _PAGE_DIRTY) SetPageDirty(kmm, page);
+      }
+    } else if (is_swap_pte(pte)) {
       const entry = pte_to_swp_entry(pte);
-      if (!is_device_private_entry(entry) || swp_offset(entry) !== page) return;
-      write = is_write_device_private_entry(entry);
-    } else if (!pte_none(pte) && pte_pfn(pte) === page) {
-      write = pte_write(pte);
-    } else {
-      return;
+      mapped = is_device_private_entry(entry) && swp_offset(entry) === page;
     }
-    mmu_notifier_invalidate_range_start(mm, addr, addr + PAGE_SIZE);
-    mm.set_pte_at(addr, swp_entry_to_pte(make_migration_entry(page, write)));
-    page_remove_rmap(kmm, page);
-    kmm.put_page(page);
-    mmu_notifier_invalidate_range_end(mm, addr, addr + PAGE_SIZE);
-  });
+    if (mapped) {
+      table![idx] = swp_entry_to_pte(make_migration_entry(page, device ? false : write));
+      page_remove_rmap(kmm, page);
+      kmm.put_page(page);
+    }
+    mmu_notifier_invalidate_range_end(mm, address, end);
+    if (!page_mapped(kmm, page)) return; // rwc.done: page_mapcount_is_zero
+  }
 }
 
 /**
- * remove_migration_ptes(old, new): each migration entry for `old` maps `new` again: a
- * device-private entry for device-private memory, a pte otherwise, writable as the entry was.
+ * remove_migration_ptes(old, new): every migration entry for `old` in the vmas `new`'s
+ * reverse map gives maps `new`.
  */
-function remove_migration_ptes(kmm: MM, old: Page, page: Page): void {
-  const device = is_zone_device_page(kmm, page) && pgmapType(kmm, page) === MEMORY_DEVICE_PRIVATE;
-  rmap_walk(kmm, page, (vma, addr) => {
-    const mm = vma.vm_mm;
-    const pte = mm.ptep_get(addr);
-    if (!is_swap_pte(pte)) return;
-    const entry = pte_to_swp_entry(pte);
-    if (!is_migration_entry(entry) || swp_offset(entry) !== old) return;
-    const write = is_write_migration_entry(entry);
-    kmm.get_page(page);
-    let next = device ? swp_entry_to_pte(make_device_private_entry(page, write)) : pfn_pte(page, vma.vm_page_prot);
-    if (!device && write && vma.vm_flags & VM_WRITE) next = pte_mkwrite(next); // maybe_mkwrite()
-    mm.set_pte_at(addr, next);
-    page_add_anon_rmap(kmm, page, vma, addr);
-  });
+function remove_migration_ptes(kmm: MM, old: Page, page: Page, hint: VmArea | null): void {
+  const sec = kmm.memmap.section(page);
+  const i = page - sec.startPfn;
+  if (!sec.hasMapping()) return;
+  const mapping = sec.mapping[i] as AnonVma | { i_mmap: Set<VmArea> } | null;
+  if (mapping === null) return;
+  const pgoff = sec.hasIndex() ? sec.index[i]! : 0;
+  // The common case without walking a Set: the page's reverse map has one vma, `hint`.
+  if (hint !== null && (mapping instanceof AnonVma ? mapping === hint.anon_vma && mapping.vmas.size === 1 : mapping.i_mmap.size === 1 && mapping.i_mmap.has(hint))) {
+    const address = vma_address(pgoff, hint);
+    if (address >= 0) remove_migration_pte(kmm, sec, i, hint, address, old);
+    return;
+  }
+  for (const vma of mapping instanceof AnonVma ? mapping.vmas : mapping.i_mmap) {
+    const address = vma_address(pgoff, vma);
+    if (address >= 0) remove_migration_pte(kmm, sec, i, vma, address, old);
+  }
 }
 
 /**
- * migrate_page(MIGRATE_SYNC_NO_COPY): the struct page state moves (the driver copied the
- * data). An anonymous page must hold only migration's reference (and a device page its idle
- * one); false when it does not.
+ * remove_migration_pte(): the migration entry for `old` at `addr` maps page `i` of `sec`
+ * again: an old, clean pte (writable if the entry was and the vma still is), or a
+ * device-private entry for device-private memory; one more reference and mapping.
  */
-function migrate_page(kmm: MM, newpage: Page, page: Page, fileBacked: boolean): boolean {
-  // kemu does not move page-cache pages (migrate_page_move_mapping() with a mapping): a
-  // file-backed page stays where it is.
-  if (fileBacked) return false;
-  const expected = 1 + (is_zone_device_page(kmm, page) && pgmapType(kmm, page) === MEMORY_DEVICE_PRIVATE ? 1 : 0);
-  const o = flagsOf(kmm, page);
-  if (o.sec.refcount[o.i]! !== expected) return false;
-  const n = flagsOf(kmm, newpage);
-  n.sec.index[n.i] = o.sec.hasIndex() ? o.sec.index[o.i]! : 0;
-  n.sec.mapping[n.i] = o.sec.hasMapping() ? o.sec.mapping[o.i]! : null;
-  if (testFlag(kmm, page, PG_swapbacked)) setFlag(kmm, newpage, PG_swapbacked);
-  setFlag(kmm, newpage, PG_uptodate);
+function remove_migration_pte(kmm: MM, sec: MemSection, i: number, vma: VmArea, addr: number, old: Page): void {
+  const mm = vma.vm_mm;
+  const table = mm.pgd.get(Math.floor(addr / PMD_SIZE));
+  if (table === undefined) return;
+  const idx = (addr / PAGE_SIZE) & (PTRS_PER_PTE - 1);
+  const cur = table[idx]!;
+  if (!is_swap_pte(cur)) return;
+  const entry = pte_to_swp_entry(cur);
+  if (!is_migration_entry(entry) || swp_offset(entry) !== old) return;
+  const page = sec.startPfn + i;
+  // get_page()
+  if (sec.refcount[i]! <= 0) kmm.get_page(page); // (DEBUG_VM's VM_BUG_ON_PAGE)
+  else sec.refcount[i]!++;
+  let pte = pte_mkold(pfn_pte(page, vma.vm_page_prot));
+  // Recheck the vma: permissions can change while the migration runs (maybe_mkwrite()).
+  if (is_write_migration_entry(entry) && vma.vm_flags & VM_WRITE) pte = pte_mkwrite(pte);
+  if (sec.zone[i] === ZONE_DEVICE) {
+    const type = secPgmapType(kmm, sec, i);
+    if (type === MEMORY_DEVICE_PRIVATE) pte = swp_entry_to_pte(make_device_private_entry(page, (pte % PAGE_SIZE & _PAGE_RW) !== 0));
+    else if (type === MEMORY_DEVICE_PUBLIC) pte = pte_mkdevmap(pte);
+  }
+  table[idx] = pte;
+  if (sec.hasMapping() && sec.mapping[i] instanceof AnonVma) page_add_anon_rmap(kmm, page, vma, addr);
+  else page_add_file_rmap(kmm, page);
+}
+
+/**
+ * migrate_page(mapping, newpage, page, MIGRATE_SYNC_NO_COPY): migrate_page_move_mapping()
+ * (an anonymous page must hold exactly the migration's reference, plus its idle one for a
+ * device page) and migrate_page_states(); the driver copied the data. kemu does not move
+ * page-cache entries, so a file page fails as a busy one would (-EAGAIN).
+ */
+function migrate_page(kmm: MM, n: MemSection, newpage: Page, o: MemSection, page: Page, anon: boolean): boolean {
+  if (!anon) return false;
+  const oi = page - o.startPfn;
+  let expected = 1;
+  if (o.zone[oi] === ZONE_DEVICE) {
+    const type = secPgmapType(kmm, o, oi);
+    if (type === MEMORY_DEVICE_PRIVATE || type === MEMORY_DEVICE_PUBLIC) expected++;
+  }
+  if (o.refcount[oi] !== expected) return false;
+  // No turning back from here
+  const ni = newpage - n.startPfn;
+  n.index[ni] = o.hasIndex() ? o.index[oi]! : 0;
+  n.mapping[ni] = o.hasMapping() ? o.mapping[oi]! : null;
+  const of = o.flags[oi]!;
+  const moved = (1 << PG_swapbacked) | (1 << PG_error) | (1 << PG_referenced) | (1 << PG_uptodate) | (1 << PG_mappedtodisk) | (1 << PG_dirty);
+  n.flags[ni] = n.flags[ni]! | (of & moved);
   return true;
 }
