@@ -137,7 +137,7 @@ interface CallCtx {
 function symcall(mod: Module, pfn: number): number {
   const fn = mod.exportFns![`${mod.name}_symcall`]!;
   const t0 = performance.now();
-  mod.runtime!.call(fn, [pfn, CALLS], "int");
+  mod.runtime!.call(fn, 0, [pfn, CALLS]);
   return ((performance.now() - t0) * 1e6) / CALLS;
 }
 

@@ -28,6 +28,7 @@ import { KernelError, EBUSY, EINVAL, EIO, ENOENT, ERRNO, strerror } from "./errn
 import { readFile } from "node:fs/promises";
 import { Processes, type Process } from "./kernel/process.ts";
 import { proc_pid_status, show_maps } from "./fs/task_mmu.ts";
+import { MiscDevices } from "./fs/chrdev.ts";
 
 export type KernelState = "booting" | "running" | "halted";
 
@@ -48,6 +49,8 @@ export class Kernel {
   readonly proc: ProcFs;
   /** User processes (k.spawn()). */
   readonly processes: Processes;
+  /** Character devices drivers register with misc_register() (/dev/NAME). */
+  readonly misc: MiscDevices;
   /** Tapable hook sets, fixed at construction (principle 5). */
   readonly hooks: Readonly<{
     /** Every printk record as it completes: (record, formatted line). */
@@ -103,6 +106,7 @@ export class Kernel {
     this.modules = new ModuleSubsystem(this);
     this.platform = new PlatformBus(this);
     this.hmm = new Hmm(this);
+    this.misc = new MiscDevices(this);
     this.proc = new ProcFs(this);
     this.processes = new Processes(this);
   }

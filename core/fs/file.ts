@@ -3,6 +3,7 @@
 // vma that maps the file. Only what mmap and the page cache need: no dentries or mounts, a file
 // carries the path d_path() would give it.
 
+import { object_gone } from "../lib/lifetime.ts";
 import type { Page } from "../mm/memmap.ts";
 import type { VmArea } from "../mm/mm_types.ts";
 
@@ -47,6 +48,8 @@ export interface FileOperations {
   truncate?(file: File, length: number): number;
   /** The last reference is gone. */
   release?(file: File): void;
+  /** ioctl(2) (fs/ioctl.c vfs_ioctl): a value >= 0 or a negative errno. */
+  unlocked_ioctl?(file: File, cmd: number, arg: number): number;
 }
 
 /** struct file */
@@ -60,6 +63,8 @@ export class File {
   /** The dentry name %pD prints. */
   readonly dname: string;
   f_count = 1;
+  /** The open(2) flags. */
+  f_flags = 0;
   private_data: unknown = null;
 
   constructor(f_op: FileOperations, f_mode: number, inode: Inode | null, path: string, dname: string) {
@@ -70,6 +75,11 @@ export class File {
     this.path = path;
     this.dname = dname;
   }
+
+  /** The file is freed: modules' handles to it go stale. */
+  gone(): void {
+    object_gone(this);
+  }
 }
 
 /** get_file() */
@@ -78,9 +88,14 @@ export function get_file(file: File): File {
   return file;
 }
 
-/** fput(): the last reference releases the file. */
+/** fput(): the last reference releases the file (and handles to it go stale). */
 export function fput(file: File): void {
-  if (--file.f_count === 0) file.f_op.release?.(file);
+  if (--file.f_count !== 0) return;
+  try {
+    file.f_op.release?.(file);
+  } finally {
+    file.gone();
+  }
 }
 
 /** MKDEV() of the kernel's internal dev_t. */

@@ -29,6 +29,7 @@ export class ProcFs {
       write: (data) => procTaint(k, data),
     });
     this.register("/proc/modules", { read: () => k.modules.procModules() });
+    this.register("/proc/misc", { read: () => k.misc.show() });
     this.register("/proc/kemu/modules", { read: () => k.modules.procKemuModules() });
     this.register("/proc/sys/kernel/modules_disabled", {
       read: () => (k.modules.modules_disabled ? "1\n" : "0\n"),

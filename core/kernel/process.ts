@@ -10,13 +10,15 @@
 // the first file a process opens is fd 3).
 
 import { EBADF, EINVAL, ESRCH, KernelError, strerror } from "../errno.ts";
+import { vfs_ioctl } from "../fs/chrdev.ts";
 import { fput, get_file, type File } from "../fs/file.ts";
 import type { Kernel } from "../kernel.ts";
 import { do_user_addr_fault, type FaultEnv, type FaultingTask } from "../mm/fault.ts";
 import { PAGE_SIZE, type Page } from "../mm/memmap.ts";
 import { MAP_ANONYMOUS, MAP_DENYWRITE, MAP_EXECUTABLE, MAP_HUGETLB, vm_mmap_pgoff, do_munmap } from "../mm/mmap.ts";
 import { do_mprotect } from "../mm/mprotect.ts";
-import { MM_ANONPAGES, MM_FILEPAGES, MM_SHMEMPAGES, MM_SWAPENTS, pmd_index, pte_index, type MmStruct } from "../mm/mm_types.ts";
+import { MM_ANONPAGES, MM_FILEPAGES, MM_SHMEMPAGES, MM_SWAPENTS, pmd_index, pte_index, TASK_SIZE, VM_EXEC, VM_READ, VM_WRITE, type MmStruct } from "../mm/mm_types.ts";
+import { FAULT_FLAG_ALLOW_RETRY, FAULT_FLAG_KILLABLE, FAULT_FLAG_TRIED, FAULT_FLAG_WRITE, handle_mm_fault, VM_FAULT_ERROR, VM_FAULT_RETRY } from "../mm/memory.ts";
 import { pte_pfn, _PAGE_ACCESSED, _PAGE_DIRTY, _PAGE_PRESENT, _PAGE_RW, _PAGE_USER } from "../mm/pgtable.ts";
 import { is_shmem_file, shmem_file_setup } from "../mm/shmem.ts";
 import { Ratelimit } from "../lib/ratelimit.ts";
@@ -181,6 +183,35 @@ export class Process implements Task {
     });
   }
 
+  /**
+   * open(2) of a device node (/dev/NAME of a registered misc device): the new fd. ENOENT when
+   * there is no such node; otherwise what the driver's ->open returned.
+   */
+  open(path: string, flags: number): number {
+    return this.#syscall("open", () => {
+      if (typeof path !== "string" || !Number.isSafeInteger(flags)) throw errnoError("open", -EINVAL);
+      const file = this.k.misc.open(path, flags);
+      if (typeof file === "number") throw errnoError("open", file);
+      return this.fd_install(file);
+    });
+  }
+
+  /**
+   * ioctl(2): the driver's ->unlocked_ioctl(file, cmd, arg) runs as this task, so
+   * copy_from_user()/copy_to_user() reach this process's memory. A result in [-4095, -1] is
+   * an errno (thrown, as a libc wrapper sets errno); anything else is returned.
+   */
+  ioctl(fd: number, cmd: number, arg = 0): number {
+    return this.#syscall("ioctl", () => {
+      const file = this.#file("ioctl", fd);
+      // cmd is an unsigned int, arg an unsigned long.
+      if (!Number.isSafeInteger(cmd) || !Number.isSafeInteger(arg) || arg < 0) throw errnoError("ioctl", -EINVAL);
+      const r = vfs_ioctl(file, cmd >>> 0, arg);
+      if (r < 0 && r >= -4095) throw errnoError("ioctl", r);
+      return r;
+    });
+  }
+
   /** close(2) */
   close(fd: number): void {
     this.#syscall("close", () => {
@@ -257,6 +288,84 @@ export class Process implements Task {
       // A fault that killed the task (OOM) ends the access.
       if (!this.alive) throw new SignalError(SIGKILL, SI_KERNEL, addr, this);
     }
+  }
+
+  /**
+   * The pfn a kernel access (copy_from_user/copy_to_user, running as this task) reaches at
+   * user address `addr`, or -1. A missing or write-protected pte goes through the fault
+   * handler as a kernel-mode fault on a user address does (no FAULT_FLAG_USER); one it cannot
+   * resolve ends the copy through the exception table (fixup_exception()): no signal.
+   */
+  #uaccessPfn(mm: MmStruct, addr: number, write: boolean): Page {
+    let flags = FAULT_FLAG_ALLOW_RETRY | FAULT_FLAG_KILLABLE | (write ? FAULT_FLAG_WRITE : 0);
+    for (let tries = 0; tries <= MAX_FAULT_RETRIES; tries++) {
+      const table = mm.pgd.get(pmd_index(addr));
+      const idx = pte_index(addr);
+      const pte = table === undefined ? 0 : table[idx]!;
+      const fl = pte % PAGE_SIZE;
+      if ((fl & (_PAGE_PRESENT | _PAGE_USER)) === (_PAGE_PRESENT | _PAGE_USER) && (!write || fl & _PAGE_RW)) {
+        const want = _PAGE_ACCESSED | (write ? _PAGE_DIRTY : 0);
+        if ((fl & want) !== want) table![idx] = pte - fl + (fl | want);
+        return pte_pfn(pte);
+      }
+      // __do_page_fault(): find the vma and check the access, as for a user access.
+      const vma = mm.find_vma(addr);
+      if (!vma || vma.vm_start > addr) return -1;
+      if (write ? !(vma.vm_flags & VM_WRITE) : !(vma.vm_flags & (VM_READ | VM_EXEC | VM_WRITE))) return -1;
+      // A present, user-readable pte that still faulted a read: a protection fault nothing fixes.
+      if (!write && (fl & (_PAGE_PRESENT | _PAGE_USER)) === (_PAGE_PRESENT | _PAGE_USER)) return -1;
+      const fault = handle_mm_fault(vma, addr, flags);
+      if (fault & VM_FAULT_RETRY) {
+        flags = (flags & ~FAULT_FLAG_ALLOW_RETRY) | FAULT_FLAG_TRIED;
+        continue;
+      }
+      // mm_fault_error() for a kernel-mode fault: no_context(), which the fixup catches.
+      if (fault & VM_FAULT_ERROR) return -1;
+      if (!this.alive) return -1;
+    }
+    return -1;
+  }
+
+  /**
+   * _copy_from_user() as this task: the bytes read from [from, from + n) and how many could
+   * not be (the tail of the buffer is zeroed for those, as the kernel does). access_ok() fails
+   * for ranges beyond TASK_SIZE_MAX.
+   */
+  copy_from_user(from: number, n: number): { data: Uint8Array; left: number } {
+    const data = new Uint8Array(n);
+    const mm = this.mm;
+    if (!mm || !isCount(from) || from + n > TASK_SIZE || from + n < from) return { data, left: n };
+    const physmem = this.k.mm.physmem;
+    let off = 0;
+    while (off < n) {
+      const a = from + off;
+      const pfn = this.#uaccessPfn(mm, a, false);
+      if (pfn < 0) break;
+      const o = a % PAGE_SIZE;
+      const len = Math.min(PAGE_SIZE - o, n - off);
+      data.set(physmem.readPage(pfn).subarray(o, o + len), off);
+      off += len;
+    }
+    return { data, left: n - off };
+  }
+
+  /** _copy_to_user() as this task: the number of bytes that could not be written. */
+  copy_to_user(to: number, data: Uint8Array): number {
+    const n = data.length;
+    const mm = this.mm;
+    if (!mm || !isCount(to) || to + n > TASK_SIZE || to + n < to) return n;
+    const physmem = this.k.mm.physmem;
+    let off = 0;
+    while (off < n) {
+      const a = to + off;
+      const pfn = this.#uaccessPfn(mm, a, true);
+      if (pfn < 0) break;
+      const o = a % PAGE_SIZE;
+      const len = Math.min(PAGE_SIZE - o, n - off);
+      physmem.writablePage(pfn).set(data.subarray(off, off + len), o);
+      off += len;
+    }
+    return n - off;
   }
 
   /** A CPU read of [addr, addr+length): throws SignalError on SIGSEGV/SIGBUS. */

@@ -9,7 +9,7 @@
 import { runInThisContext } from "node:vm";
 import { checkModuleCode } from "./code.ts";
 import { codeImports } from "./ko.ts";
-import { KCALL_GLOBAL } from "./shim.ts";
+import { KCALL_GLOBAL, MAILBOX_GLOBAL } from "./shim.ts";
 import { DriverFault, LinkError, type ModuleInfo, type ModuleRuntime, type RuntimeStats } from "./runtime.ts";
 
 export interface BuiltinOptions {
@@ -20,11 +20,13 @@ export interface BuiltinOptions {
   now: () => number;
   random: () => number;
   kcall: (index: number, args: unknown[]) => unknown;
+  /** The module's transfer buffer: in the host too, arrays cross as copies through it. */
+  mailbox: SharedArrayBuffer;
 }
 
 
 interface ShimExports {
-  __kemu_dispatch(id: number, args: unknown[], ret: string): unknown;
+  __kemu_dispatch(id: number, sig: number, ...args: unknown[]): unknown;
   __kemu_info(): ModuleInfo;
   [name: string]: unknown;
 }
@@ -85,6 +87,8 @@ export class BuiltinRuntime implements ModuleRuntime {
   #driver: CjsBody | null = null;
   readonly #realm: Realm;
   #cpuNs = 0;
+  #calls = 0;
+  #kcalls = 0;
 
   constructor(o: BuiltinOptions) {
     this.#o = o;
@@ -96,7 +100,11 @@ export class BuiltinRuntime implements ModuleRuntime {
     const o = this.#o;
     const shim = await shimCjs(o.shimSource);
     const g = globalThis as Record<string, unknown>;
-    g[KCALL_GLOBAL] = o.kcall;
+    g[KCALL_GLOBAL] = (index: number, ...args: unknown[]) => {
+      this.#kcalls++;
+      return o.kcall(index, args);
+    };
+    g[MAILBOX_GLOBAL] = o.mailbox;
     try {
       this.#shim = run(compile(shim, "kemu:///kemu/kernel.mjs"), null, this.#realm) as ShimExports;
       for (const name of codeImports(o.code)) {
@@ -108,6 +116,7 @@ export class BuiltinRuntime implements ModuleRuntime {
       throw new DriverFault("exception", `${(e as Error).name ?? "Error"}: ${(e as Error).message ?? String(e)}`, (e as Error).stack ?? "");
     } finally {
       delete g[KCALL_GLOBAL];
+      delete g[MAILBOX_GLOBAL];
     }
   }
 
@@ -116,8 +125,10 @@ export class BuiltinRuntime implements ModuleRuntime {
     return this.#shim!.__kemu_info();
   }
 
-  call(fn: number, args: unknown[], ret: string): unknown {
-    return this.#time(() => this.#shim!.__kemu_dispatch(fn, args, ret));
+  call(fn: number, sig: number, args: unknown[]): unknown {
+    const shim = this.#shim!;
+    this.#calls++;
+    return this.#time(() => shim.__kemu_dispatch(fn, sig, ...args));
   }
 
   #time<T>(f: () => T): T {
@@ -142,6 +153,6 @@ export class BuiltinRuntime implements ModuleRuntime {
   }
 
   stats(): RuntimeStats {
-    return { cpuNs: Math.round(this.#cpuNs), heapUsed: 0, heapLimit: 0 };
+    return { cpuNs: Math.round(this.#cpuNs), heapUsed: 0, heapLimit: 0, calls: this.#calls, kcalls: this.#kcalls };
   }
 }

@@ -9,6 +9,12 @@ import * as memremap from "../mm/memremap.ts";
 import * as percpu from "../mm/percpu-refcount.ts";
 import * as platform from "../base/platform.ts";
 import { PAGE_SHIFT, PAGE_SIZE, PA_SECTION_SIZE } from "../mm/memmap.ts";
+import * as migrate from "../mm/migrate.ts";
+import * as hmmMirror from "../mm/hmm-mirror.ts";
+import * as memory from "../mm/memory.ts";
+import * as mmTypes from "../mm/mm_types.ts";
+import * as file from "../fs/file.ts";
+import * as chrdev from "../fs/chrdev.ts";
 
 function pick(mod: Record<string, unknown>, re: RegExp): Record<string, number | string> {
   // Sorted: a module namespace lists its exports sorted, a transpiled one in source order.
@@ -26,6 +32,12 @@ export const KERNEL_CONSTANTS: Readonly<Record<string, number | string>> = Objec
   ...pick(memremap, /^MEMORY_DEVICE_/),
   ...pick(percpu, /^PERCPU_REF_INIT_/),
   ...pick(platform, /^PLATFORM_DEVID_/),
+  ...pick(migrate, /^MIGRATE_PFN_/),
+  ...pick(hmmMirror, /^HMM_(PFN_|UPDATE_)/),
+  ...pick(memory, /^(VM_FAULT_|FAULT_FLAG_)/),
+  ...pick(mmTypes, /^VM_(NONE|READ|WRITE|EXEC|SHARED|MAY[A-Z]+|GROWSDOWN|PFNMAP|LOCKED|IO|DONTCOPY|DONTEXPAND|ACCOUNT|NORESERVE|HUGETLB|MIXEDMAP|HUGEPAGE|NOHUGEPAGE|SPECIAL|WIPEONFORK|DONTDUMP)$/),
+  ...pick(file, /^(O_RDONLY|O_WRONLY|O_RDWR|FMODE_READ|FMODE_WRITE)$/),
+  ...pick(chrdev, /^(MISC_MAJOR|MISC_DYNAMIC_MINOR|ENOIOCTLCMD|O_ACCMODE)$/),
   PAGE_SIZE,
   PAGE_SHIFT,
   PA_SECTION_SIZE,

@@ -6,7 +6,7 @@
 
 import ivm from "isolated-vm";
 import { DriverFault, LinkError, type ModuleInfo, type ModuleRuntime, type RuntimeStats } from "./runtime.ts";
-import { KCALL_GLOBAL } from "./shim.ts";
+import { KCALL_GLOBAL, MAILBOX_GLOBAL } from "./shim.ts";
 
 export interface IsolateOptions {
   name: string;
@@ -14,6 +14,8 @@ export interface IsolateOptions {
   code: string;
   /** The kernel side of the shim's call function. */
   kcall: (index: number, args: unknown[]) => unknown;
+  /** The module's transfer buffer, shared with the kernel's marshal. */
+  mailbox: SharedArrayBuffer;
   memoryLimitMiB: number;
   timeoutMs: number;
   /** Virtual time in ms since the epoch, and a seeded random source, for the context. */
@@ -50,6 +52,8 @@ export class IsolateRuntime implements ModuleRuntime {
   #dispatch: ivm.Reference<Function> | null = null;
   #info: ivm.Reference<Function> | null = null;
   #dead: DriverFault | null = null;
+  #calls = 0;
+  #kcalls = 0;
 
   constructor(o: IsolateOptions) {
     this.#o = o;
@@ -59,8 +63,18 @@ export class IsolateRuntime implements ModuleRuntime {
     g.setSync("__kemu_now", new ivm.Callback(o.now));
     g.setSync("__kemu_random", new ivm.Callback(o.random));
     this.#context.evalSync(PRELUDE, { timeout: o.timeoutMs });
-    g.setSync(KCALL_GLOBAL, new ivm.Callback((index: number, args: unknown[]) => o.kcall(index, args)));
+    g.setSync(KCALL_GLOBAL, new ivm.Callback((index: number, ...args: unknown[]) => {
+      this.#kcalls++;
+      return o.kcall(index, args);
+    }));
+    g.setSync(MAILBOX_GLOBAL, new ivm.ExternalCopy(o.mailbox).copyInto({ release: true }));
+    this.#fast = { timeout: o.timeoutMs, result: { copy: true } };
+    this.#copying = { timeout: o.timeoutMs, arguments: { copy: true }, result: { copy: true } };
   }
+
+  /** applySync options: numbers only need no copying of the arguments. */
+  readonly #fast: ivm.ReferenceApplyOptions;
+  readonly #copying: ivm.ReferenceApplyOptions;
 
 
   link(): void {
@@ -98,14 +112,19 @@ export class IsolateRuntime implements ModuleRuntime {
     }
   }
 
-  call(fn: number, args: unknown[], ret: string): unknown {
+  call(fn: number, sig: number, args: unknown[]): unknown {
     this.#check();
+    this.#calls++;
+    let plain = true;
+    for (let i = 0; i < args.length; i++) {
+      const a = args[i];
+      if (a !== null && typeof a === "object") {
+        plain = false;
+        break;
+      }
+    }
     try {
-      return this.#dispatch!.applySync(undefined, [fn, args, ret], {
-        timeout: this.#o.timeoutMs,
-        arguments: { copy: true },
-        result: { copy: true },
-      });
+      return this.#dispatch!.applySync(undefined, [fn, sig, ...args], plain ? this.#fast : this.#copying);
     } catch (e) {
       throw this.#fault(e);
     }
@@ -148,8 +167,10 @@ export class IsolateRuntime implements ModuleRuntime {
   }
 
   stats(): RuntimeStats {
-    if (this.#isolate.isDisposed) return { cpuNs: 0, heapUsed: 0, heapLimit: this.#o.memoryLimitMiB * 2 ** 20 };
+    const calls = this.#calls;
+    const kcalls = this.#kcalls;
+    if (this.#isolate.isDisposed) return { cpuNs: 0, heapUsed: 0, heapLimit: this.#o.memoryLimitMiB * 2 ** 20, calls, kcalls };
     const h = this.#isolate.getHeapStatisticsSync();
-    return { cpuNs: Number(this.#isolate.cpuTime), heapUsed: h.used_heap_size + h.externally_allocated_size, heapLimit: this.#o.memoryLimitMiB * 2 ** 20 };
+    return { cpuNs: Number(this.#isolate.cpuTime), heapUsed: h.used_heap_size + h.externally_allocated_size, heapLimit: this.#o.memoryLimitMiB * 2 ** 20, calls, kcalls };
   }
 }

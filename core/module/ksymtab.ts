@@ -92,6 +92,35 @@ const SYMBOLS: readonly KernelSymbol[] = [
   { name: "hmm_devmem_add", file: "mm/hmm.c", exports: { "4.19": "EXPORT_SYMBOL", "4.20": "EXPORT_SYMBOL", "5.0": "EXPORT_SYMBOL_GPL" }, proto: "struct hmm_devmem *hmm_devmem_add(const struct hmm_devmem_ops *ops, struct device *device, unsigned long size)" },
   { name: "hmm_devmem_add_resource", file: "mm/hmm.c", exports: { "4.19": "EXPORT_SYMBOL", "4.20": "EXPORT_SYMBOL", "5.0": "EXPORT_SYMBOL_GPL" }, proto: "struct hmm_devmem *hmm_devmem_add_resource(const struct hmm_devmem_ops *ops, struct device *device, struct resource *res)" },
   { name: "hmm_devmem_remove", file: "mm/hmm.c", exports: { "4.19": "EXPORT_SYMBOL", "4.20": "EXPORT_SYMBOL" }, proto: "void hmm_devmem_remove(struct hmm_devmem *devmem)" },
+  // mm/hmm.c (spec R4.5): the mirror and snapshot API, EXPORT_SYMBOL in 4.19-5.0
+  { name: "hmm_mirror_register", file: "mm/hmm.c", exports: P, proto: "int hmm_mirror_register(struct hmm_mirror *mirror, struct mm_struct *mm)" },
+  { name: "hmm_mirror_unregister", file: "mm/hmm.c", exports: P, proto: "void hmm_mirror_unregister(struct hmm_mirror *mirror)" },
+  { name: "hmm_vma_get_pfns", file: "mm/hmm.c", exports: P, proto: "int hmm_vma_get_pfns(struct hmm_range *range)" },
+  { name: "hmm_vma_range_done", file: "mm/hmm.c", exports: P, proto: "bool hmm_vma_range_done(struct hmm_range *range)" },
+  { name: "hmm_vma_fault", file: "mm/hmm.c", exports: P, proto: "int hmm_vma_fault(struct hmm_range *range, bool block)" },
+  { name: "hmm_vma_alloc_locked_page", file: "mm/hmm.c", exports: P, proto: "struct page *hmm_vma_alloc_locked_page(struct vm_area_struct *vma, unsigned long addr)" },
+  // mm/migrate.c (spec R4.4)
+  {
+    name: "migrate_vma", file: "mm/migrate.c", exports: P,
+    proto: "int migrate_vma(const struct migrate_vma_ops *ops, struct vm_area_struct *vma, unsigned long start, unsigned long end, unsigned long *src, unsigned long *dst, void *private)",
+  },
+  // mm/filemap.c, arch/x86/lib/copy_page_64.S, mm/mmap.c
+  { name: "__lock_page", file: "mm/filemap.c", exports: P, proto: "void __lock_page(struct page *__page)" },
+  { name: "unlock_page", file: "mm/filemap.c", exports: P, proto: "void unlock_page(struct page *page)" },
+  { name: "copy_page", file: "arch/x86/lib/copy_page_64.S", exports: P, proto: "void copy_page(void *to, void *from)" },
+  { name: "find_vma", file: "mm/mmap.c", exports: P, proto: "struct vm_area_struct *find_vma(struct mm_struct *mm, unsigned long addr)" },
+  // kernel/fork.c
+  { name: "get_task_mm", file: "kernel/fork.c", exports: G, proto: "struct mm_struct *get_task_mm(struct task_struct *task)" },
+  { name: "mmput", file: "kernel/fork.c", exports: G, proto: "void mmput(struct mm_struct *mm)" },
+  { name: "__mmdrop", file: "kernel/fork.c", exports: G, proto: "void __mmdrop(struct mm_struct *mm)" },
+  // arch/x86/kernel/cpu/common.c: EXPORT_PER_CPU_SYMBOL(current_task), which get_current() reads
+  { name: "current_task", file: "arch/x86/kernel/cpu/common.c", exports: P, proto: "struct task_struct *current_task", data: true },
+  // drivers/char/misc.c
+  { name: "misc_register", file: "drivers/char/misc.c", exports: P, proto: "int misc_register(struct miscdevice *misc)" },
+  { name: "misc_deregister", file: "drivers/char/misc.c", exports: P, proto: "void misc_deregister(struct miscdevice *misc)" },
+  // lib/usercopy.c (x86 defines neither INLINE_COPY_FROM_USER nor INLINE_COPY_TO_USER)
+  { name: "_copy_from_user", file: "lib/usercopy.c", exports: P, proto: "unsigned long _copy_from_user(void *to, const void __user *from, unsigned long n)" },
+  { name: "_copy_to_user", file: "lib/usercopy.c", exports: P, proto: "unsigned long _copy_to_user(void __user *to, const void *from, unsigned long n)" },
   // kernel/module.c
   // genksyms expands struct module and the others into module_layout's CRC, and their layout
   // changes with every release: a module built for another version fails here first.

@@ -25,12 +25,13 @@ import { IsolateRuntime } from "./isolate.ts";
 import { checkSignature, get_modinfo, KoFormatError, parseKo, type KoImage } from "./ko.ts";
 import { exportClass, kernelSymbol, symbolCrc, type ExportClass } from "./ksymtab.ts";
 import { license_is_gpl_compatible } from "./license.ts";
-import { ArgError, kind, Marshal } from "./marshal.ts";
+import { ArgError, kind, MAILBOX_BYTES, Marshal, type Xfer } from "./marshal.ts";
 import type { Kind } from "./abi.ts";
 import { MODULE_REF_BASE, Module } from "./module.ts";
 import { DriverFault, LinkError, type ModuleRuntime } from "./runtime.ts";
-import { CALL_DATA, CALL_SYMBOL, generateShim } from "./shim.ts";
+import { CALL_DATA, CALL_FLUSH, CALL_SYMBOL, generateShim } from "./shim.ts";
 import { checkModuleCode } from "./code.ts";
+import { mmdrop, mmput } from "../kernel/fork.ts";
 
 export const O_TRUNC = 0o1000;
 const MODULE_NAME_LEN = 56;
@@ -81,6 +82,8 @@ export class ModuleSubsystem {
   readonly #warnedOnce = new Set<string>();
   /** module_wq: loads waiting for another copy of their module to finish loading. */
   #moduleWq: (() => void)[] = [];
+  /** Each module's call table (for the calls it queued). */
+  readonly #tables = new WeakMap<Module, CallTable>();
   /** What each module got with symbol_get(): name -> owner (null for vmlinux). */
   readonly #gotSymbols = new WeakMap<Module, Map<string, Module | null>>();
 
@@ -386,11 +389,14 @@ export class ModuleSubsystem {
     // The module's Date follows the virtual clock from the day 5.0 was released.
     const now = () => Date.UTC(2019, 2, 3) + k.clock.now() / 1e6;
     const random = moduleRandom(k.config.seed, mod.name);
+    // The buffer arrays cross through (marshal.ts), shared by the shim and the kernel only.
+    const mailbox = new SharedArrayBuffer(MAILBOX_BYTES);
     const runtime: ModuleRuntime = mod.builtin
-      ? new BuiltinRuntime({ name: mod.name, shimSource, code: mod.image.code, kcall, now, random })
-      : new IsolateRuntime({ name: mod.name, shimSource, code: mod.image.code, kcall, memoryLimitMiB: this.heapMiB, timeoutMs: this.timeoutMs, now, random });
+      ? new BuiltinRuntime({ name: mod.name, shimSource, code: mod.image.code, kcall, now, random, mailbox })
+      : new IsolateRuntime({ name: mod.name, shimSource, code: mod.image.code, kcall, memoryLimitMiB: this.heapMiB, timeoutMs: this.timeoutMs, now, random, mailbox });
     mod.runtime = runtime;
-    mod.marshal = new Marshal(k, mod, (fn, args, name) => this.#callModule(mod, fn, args, "any", name));
+    mod.marshal = new Marshal(k, mod, (fn, sig, args, name, after) => this.#callModule(mod, fn, sig, args, name, after), mailbox);
+    this.#tables.set(mod, table);
     const code = await checking;
     if ("error" in code) throw new CodeError(code.error);
     await runtime.link(code.cjs);
@@ -398,19 +404,65 @@ export class ModuleSubsystem {
 
   /** The kernel side of a module's shim: index 0 is data, then its functions, then externs. */
   #kcall(mod: Module, table: CallTable, data: string[], index: number, args: unknown[]): unknown {
+    if (mod.dead) throw new DriverFault("dead", `${mod.name} is dead`);
+    mod.kcallDepth++;
+    try {
+      return this.#kcallIn(mod, table, data, index, args);
+    } finally {
+      mod.kcallDepth--;
+    }
+  }
+
+  #kcallIn(mod: Module, table: CallTable, data: string[], index: number, args: unknown[]): unknown {
     const k = this.#k;
     const marshal = mod.marshal!;
-    if (mod.dead) throw new DriverFault("dead", `${mod.name} is dead`);
+    // isolated-vm hands a SharedArrayBuffer over as itself, not as a copy: take a copy, so
+    // that no memory is ever shared between a module and anything else (principle 3).
+    for (let i = 0; i < args.length; i++) {
+      const a = args[i];
+      if (a !== null && typeof a === "object" && (a instanceof SharedArrayBuffer || (ArrayBuffer.isView(a) && a.buffer instanceof SharedArrayBuffer))) args[i] = unshare(a);
+    }
+    const entry = index > 0 ? table[index - 1] : undefined;
+    // The void calls the module queued before this one run first. They may call back into
+    // the module, which uses the transfer buffer: this call's arrays are kept aside meanwhile.
+    if (marshal.queued) {
+      const saved = entry && "api" in entry ? marshal.saveArrays() : null;
+      this.#runQueued(mod);
+      if (saved) marshal.restoreArrays(saved);
+    }
+    if (index === CALL_FLUSH) return undefined;
     if (index === CALL_DATA) {
-      const out: Record<string, unknown> = { THIS_MODULE: marshal.out(kind("o:module"), mod) };
-      for (const d of data) if (d === "iomem_resource") out[d] = marshal.out(kind("o:resource"), k.mm.iomem.root);
+      const out: Record<string, unknown> = { THIS_MODULE: marshal.wireObject("module", mod) };
+      for (const d of data) if (d === "iomem_resource") out[d] = marshal.wireObject("resource", k.mm.iomem.root);
       return out;
     }
-    if (index === CALL_SYMBOL) return this.#callGotSymbol(mod, args[0] as string, args[1] as unknown[]);
-    const entry = table[index - 1];
+    if (index === CALL_SYMBOL) return this.#callGotSymbol(mod, args[0] as string, args.slice(1));
     if (!entry) throw new Error(`bad kernel call index ${index}`);
     if ("owner" in entry) return this.#callExport(entry.owner, entry.name, args);
     return this.#callApi(mod, entry.api, args);
+  }
+
+  /**
+   * Run the void kernel calls the module queued instead of crossing for each (shim.ts), in
+   * the order it made them, as if each had been made then: nothing else of the kernel ran
+   * since, and the module learnt nothing from them.
+   */
+  #runQueued(mod: Module): void {
+    const q = mod.marshal?.takeQueued();
+    if (!q) return;
+    const table = this.#tables.get(mod)!;
+    for (let i = 0; i < q.length; ) {
+      const entry = table[q[i]! - 1];
+      if (!entry || !("api" in entry)) {
+        this.#pr(3, `kemu: ${mod.name}: a queued kernel call has a bad index ${q[i]}; the rest of the queue is dropped`);
+        return;
+      }
+      const n = kindsOf(entry.api).params.length;
+      const args = new Array<unknown>(n);
+      for (let j = 0; j < n; j++) args[j] = q[i + 1 + j];
+      this.#callApi(mod, entry.api, args);
+      i += 1 + n;
+    }
   }
 
   /** A kernel function called by a module: arguments checked, the call made, its result out. */
@@ -418,16 +470,29 @@ export class ModuleSubsystem {
     const k = this.#k;
     const marshal = mod.marshal!;
     const { params, ret } = kindsOf(api);
-    let converted: unknown[];
-    try {
-      converted = args.map((a, i) => marshal.in(params[i] ?? ANY, a));
-    } catch (e) {
-      if (!(e instanceof ArgError)) throw e;
-      this.#pr(3, `kemu: ${mod.name}: ${api.name}(): ${e.message}; call refused`);
+    const x: Xfer = { off: 0, io: null };
+    const n = args.length;
+    const converted = new Array<unknown>(n);
+    let refused: ArgError | null = null;
+    for (let i = 0; i < n; i++) {
+      try {
+        converted[i] = marshal.in(params[i] ?? ANY, args[i], x);
+      } catch (e) {
+        if (!(e instanceof ArgError)) throw e;
+        // The rest is still read, so the kernel knows every struct the module passed.
+        refused ??= e;
+      }
+    }
+    if (refused) {
+      this.#pr(3, `kemu: ${mod.name}: ${api.name}(): ${refused.message}; call refused`);
       return marshal.out(ret, errorValue(ret));
     }
+    let r: unknown;
+    // On kemu's call trace while it runs (bugs.frame(), without a closure per call).
+    const stack = k.bugs.stack;
+    stack.push(api.name);
     try {
-      return marshal.out(ret, k.bugs.frame(api.name, () => api.impl(marshal.ctx, ...converted)));
+      r = api.impl(marshal.ctx, ...converted);
     } catch (e) {
       if (e instanceof ArgError) {
         this.#pr(3, `kemu: ${mod.name}: ${api.name}(): ${e.message}; call refused`);
@@ -440,7 +505,13 @@ export class ModuleSubsystem {
         mod.runtime?.kill(new DriverFault("dead", `killed in ${api.name}()`));
       }
       throw e;
+    } finally {
+      stack.pop();
     }
+    // io: arrays go back first (where they came from), then the result after them.
+    const io = x.io;
+    const wr = marshal.out(ret, r, x);
+    return io ? marshal.ioToModule(x, wr) : wr;
   }
 
   /**
@@ -448,7 +519,7 @@ export class ModuleSubsystem {
    * contained. The callee's name is the call trace's frame and, when the module's own stack
    * has none (a time-out, heap exhaustion), the RIP of the report.
    */
-  #callModule(mod: Module, fn: number, args: unknown[], ret: string, callee: string): unknown {
+  #callModule(mod: Module, fn: number, sig: number, args: unknown[], callee: string, after: ((r: unknown) => unknown) | null = null): unknown {
     if (!mod.runtime || mod.dead) throw new DriverFault("dead", `${mod.name} is dead`);
     const frame = `${callee} [${mod.name}]`;
     const stack = this.#k.bugs.stack;
@@ -456,9 +527,17 @@ export class ModuleSubsystem {
     stack.push(frame);
     mod.callees.push(frame);
     try {
-      return mod.runtime.call(fn, args, ret);
+      let r = mod.runtime.call(fn, sig, args);
+      if (after) r = after(r);
+      // What the module queued before returning runs now, still as its call.
+      this.#runQueued(mod);
+      return r;
     } catch (e) {
-      if (e instanceof DriverFault) this.#fault(mod, e);
+      if (e instanceof DriverFault) {
+        // The calls it made before it failed were made.
+        if (!mod.dead) this.#runQueued(mod);
+        this.#fault(mod, e);
+      }
       throw e;
     } finally {
       mod.callees.pop();
@@ -471,7 +550,7 @@ export class ModuleSubsystem {
     const fn = owner.exportFns?.[name];
     if (!fn) throw new DriverFault("dead", `${owner.name} does not export ${name}`);
     try {
-      return this.#callModule(owner, fn, args, "any", name);
+      return this.#callModule(owner, fn, 0, args, name);
     } catch (e) {
       if (e instanceof DriverFault) return -EFAULT;
       throw e;
@@ -495,12 +574,13 @@ export class ModuleSubsystem {
     let ret = 0;
     try {
       const info = mod.runtime!.evaluate();
+      this.#runQueued(mod);
       mod.hasInit = info.init !== 0;
       mod.hasExit = info.exit !== 0;
       mod.exportFns = info.exports;
       mod.exitFn = info.exit;
       if (info.init) {
-        const r = this.#callModule(mod, info.init, [], "int", "init_module");
+        const r = this.#callModule(mod, info.init, 0, [], "init_module");
         ret = typeof r === "number" && Number.isFinite(r) ? Math.trunc(r) : 0;
       }
     } catch (e) {
@@ -557,7 +637,7 @@ export class ModuleSubsystem {
     mod.state = "GOING";
     if (mod.exitFn) {
       try {
-        this.#callModule(mod, mod.exitFn, [], "void", "cleanup_module");
+        this.#callModule(mod, mod.exitFn, 0, [], "cleanup_module");
       } catch (e) {
         if (!(e instanceof DriverFault || e instanceof KernelOops || e instanceof HungTaskError)) throw e;
       }
@@ -615,12 +695,28 @@ export class ModuleSubsystem {
       k.platform.platform_device_unregister(pdev);
       h.pdevs.delete(pdev);
     }
+    for (const misc of [...h.miscdevs]) {
+      if (!dead) this.#pr(3, `kemu: ${mod.name}: misc device '${misc.name}' still registered at unload; deregistering it`);
+      if (misc.listed) k.misc.misc_deregister(misc);
+      h.miscdevs.delete(misc);
+    }
+    for (const mirror of [...h.mirrors]) {
+      if (!dead) this.#pr(3, `kemu: ${mod.name}: an hmm_mirror is still registered at unload; unregistering it`);
+      k.hmm.mirror.hmm_mirror_unregister(mirror);
+      h.mirrors.delete(mirror);
+    }
     for (const hd of [...h.hmmDevices]) {
       if (!dead) this.#pr(3, `kemu: ${mod.name}: ${hd.device.name} still held at unload; putting it`);
       k.hmm.hmm_device_put(hd);
       h.hmmDevices.delete(hd);
     }
     if (!dead) return;
+    // References on address spaces the dead module can no longer drop itself.
+    for (const [mm, refs] of h.mms) {
+      for (let i = 0; i < refs.users; i++) mmput(mm);
+      for (let i = 0; i < refs.count; i++) mmdrop(mm);
+    }
+    h.mms.clear();
     for (const r of [...h.regions]) k.mm.iomem.release_mem_region(r.start, r.end - r.start + 1);
     h.regions.clear();
     for (const b of [...h.kbufs]) if (!b.freed) k.mm.kfree(b);
@@ -804,6 +900,18 @@ function kindsOf(api: KApi): { params: Kind[]; ret: Kind } {
   let k = apiKinds.get(api);
   if (!k) apiKinds.set(api, (k = { params: api.params.filter((p) => p !== "...any").map(kind), ret: kind(api.ret) }));
   return k;
+}
+
+/** A private copy of shared memory. */
+function unshare(v: SharedArrayBuffer | ArrayBufferView): unknown {
+  if (v instanceof SharedArrayBuffer) return new Uint8Array(v).slice().buffer;
+  const ctor = v.constructor as new (b: ArrayBuffer) => ArrayBufferView;
+  const bytes = new Uint8Array(v.buffer, v.byteOffset, v.byteLength).slice();
+  try {
+    return new ctor(bytes.buffer);
+  } catch {
+    return bytes;
+  }
 }
 
 /** A module's call table: index i + 1 is entry i, a kernel function or another module's export. */

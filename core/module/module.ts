@@ -11,6 +11,9 @@ import { ALIGN, PAGE_SIZE } from "../mm/memmap.ts";
 import type { DeviceDriver } from "../base/device.ts";
 import type { PlatformDevice } from "../base/platform.ts";
 import type { HmmDevice } from "../mm/hmm-devmem.ts";
+import type { MiscDevice } from "../fs/chrdev.ts";
+import type { HmmMirror } from "../mm/hmm-mirror.ts";
+import type { MmStruct } from "../mm/mm_types.ts";
 
 /** What a module created through the kernel and still holds: torn down if the module dies. */
 export interface ModuleHoldings {
@@ -19,6 +22,12 @@ export interface ModuleHoldings {
   drivers: Set<DeviceDriver>;
   pdevs: Set<PlatformDevice>;
   hmmDevices: Set<HmmDevice>;
+  /** misc_register()ed devices. */
+  miscdevs: Set<MiscDevice>;
+  /** hmm_mirror_register()ed mirrors. */
+  mirrors: Set<HmmMirror>;
+  /** References on address spaces: mmget/get_task_mm (users), mmgrab (count). */
+  mms: Map<MmStruct, { users: number; count: number }>;
 }
 
 export type ModuleState = "UNFORMED" | "COMING" | "LIVE" | "GOING";
@@ -63,9 +72,13 @@ export class Module {
   dead = false;
   /** Loaded in the host (built-in, =y) rather than isolated (=m). */
   readonly builtin: boolean;
-  readonly holdings: ModuleHoldings = { kbufs: new Set(), regions: new Set(), drivers: new Set(), pdevs: new Set(), hmmDevices: new Set() };
+  readonly holdings: ModuleHoldings = {
+    kbufs: new Set(), regions: new Set(), drivers: new Set(), pdevs: new Set(), hmmDevices: new Set(), miscdevs: new Set(), mirrors: new Set(), mms: new Map(),
+  };
   /** The module's functions the kernel is in, innermost last ("name [module]"). */
   readonly callees: string[] = [];
+  /** Calls into the kernel this module is inside of (deferred notifications wait for them). */
+  kcallDepth = 0;
   /** A kernel call made by this module oopsed or hung: the report is printed already. */
   kernelFault = false;
   /** The function ids its code registered: exit, and EXPORT_SYMBOL()ed functions. */

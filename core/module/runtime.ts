@@ -14,6 +14,9 @@ export interface RuntimeStats {
   cpuNs: number;
   heapUsed: number;
   heapLimit: number;
+  /** Crossings so far: calls of the module's functions by the kernel, and of the kernel by the module. */
+  calls?: number;
+  kcalls?: number;
 }
 
 /** The module's code failed: it threw, ran past its time limit or out of heap. */
@@ -48,8 +51,11 @@ export interface ModuleRuntime {
   link(cjs: string): void | Promise<void>;
   /** Run the top level (module_init()/EXPORT_SYMBOL() registrations). Throws DriverFault. */
   evaluate(): ModuleInfo;
-  /** Call one of the module's functions by id with wire arguments. Throws DriverFault. */
-  call(fn: number, args: unknown[], ret: string): unknown;
+  /**
+   * Call one of the module's functions by id with wire arguments; `sig` says how the shim
+   * reads them (0: self-describing values). Throws DriverFault.
+   */
+  call(fn: number, sig: number, args: unknown[]): unknown;
   /**
    * The kernel killed the task running the module's code (an oops in a kernel function it
    * called): stop the code now, so nothing after the call runs. Called from inside a call.

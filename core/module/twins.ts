@@ -10,10 +10,17 @@ import { PercpuRef } from "../mm/percpu-refcount.ts";
 import { Resource } from "../mm/resource.ts";
 import type { DeviceDriver } from "../base/device.ts";
 import type { HmmDevmem } from "../mm/hmm-devmem.ts";
+import { HmmMirror, type HmmMm, type HmmUpdate, HmmRange } from "../mm/hmm-mirror.ts";
+import type { VmArea, MmStruct } from "../mm/mm_types.ts";
+import { MiscDevice, type CharFileOperations } from "../fs/chrdev.ts";
+import type { Kernel } from "../kernel.ts";
+import type { Module } from "./module.ts";
 
 export interface StructTwin {
   create(c: CallCtx): object;
   update?(obj: object, fields: Record<string, unknown>, c: CallCtx): void;
+  /** The kernel's array behind an io: field, which goes back to the module after a call. */
+  ioField?(obj: object, name: string): Float64Array | Uint8Array | undefined;
 }
 
 /** struct hmm_devmem_ops as the kernel holds it. */
@@ -28,6 +35,33 @@ export interface PlatformDriverTwin {
   probe: Function | null;
   remove: Function | null;
   registered: DeviceDriver | null;
+}
+
+/** struct hmm_mirror_ops as the kernel holds it. */
+export interface HmmMirrorOpsTwin {
+  release: ((mirror: HmmMirror) => void) | null;
+  sync_cpu_device_pagetables: ((mirror: HmmMirror, update: HmmUpdate) => number) | null;
+}
+
+/** struct migrate_vma_ops as the kernel holds it. */
+export interface MigrateVmaOpsTwin {
+  alloc_and_copy: ((vma: VmArea, src: Float64Array, dst: Float64Array, start: number, end: number, priv: unknown) => void) | null;
+  finalize_and_map: ((vma: VmArea, src: Float64Array, dst: Float64Array, start: number, end: number, priv: unknown) => void) | null;
+}
+
+/** The mirror's ops as the module last passed them (the twin's ops call through this). */
+export const mirrorOps = new WeakMap<HmmMirror, { ops: HmmMirrorOpsTwin | null }>();
+
+/** Is the range on its mm's list of tracked snapshots (between get_pfns/fault and range_done)? */
+export function rangeTracked(range: HmmRange): boolean {
+  const hmm = (range.vma as VmArea | null)?.vm_mm.hmm as HmmMm | null | undefined;
+  return !!hmm && hmm.ranges.includes(range);
+}
+
+function numTriple(v: unknown): [number, number, number] | null {
+  if (!Array.isArray(v) || v.length < 3) return null;
+  const t = v.slice(0, 3);
+  return t.every((x) => typeof x === "number" && Number.isFinite(x) && x >= 0) ? (t as [number, number, number]) : null;
 }
 
 function resourceFrom(v: unknown): Resource | null {
@@ -82,6 +116,80 @@ export const STRUCT_TWINS: Record<string, StructTwin> = {
       if ("fault" in f) o.fault = (f["fault"] as HmmDevmemOps["fault"]) ?? null;
     },
   },
+  file_operations: {
+    create: (): CharFileOperations => ({ owner: null, open: null, release: null, unlocked_ioctl: null, mmap: null }),
+    update(obj, f) {
+      const o = obj as CharFileOperations;
+      o.owner = (f["owner"] as Module | null | undefined) ?? null;
+      o.open = (f["open"] as CharFileOperations["open"]) ?? null;
+      o.release = (f["release"] as CharFileOperations["release"]) ?? null;
+      o.unlocked_ioctl = (f["unlocked_ioctl"] as CharFileOperations["unlocked_ioctl"]) ?? null;
+      o.mmap = (f["mmap"] as CharFileOperations["mmap"]) ?? null;
+    },
+  },
+  miscdevice: {
+    create: () => new MiscDevice(),
+    update(obj, f) {
+      const m = obj as MiscDevice;
+      // On misc_list the kernel's copy rules (its minor may be a dynamic one it chose).
+      if (m.listed) return;
+      if (typeof f["minor"] === "number") m.minor = f["minor"];
+      if (typeof f["name"] === "string") m.name = f["name"];
+      if ("fops" in f) m.fops = (f["fops"] as CharFileOperations | null) ?? null;
+      if (typeof f["mode"] === "number") m.mode = f["mode"];
+    },
+  },
+  hmm_mirror_ops: {
+    create: (): HmmMirrorOpsTwin => ({ release: null, sync_cpu_device_pagetables: null }),
+    update(obj, f) {
+      const o = obj as HmmMirrorOpsTwin;
+      o.release = (f["release"] as HmmMirrorOpsTwin["release"]) ?? null;
+      o.sync_cpu_device_pagetables = (f["sync_cpu_device_pagetables"] as HmmMirrorOpsTwin["sync_cpu_device_pagetables"]) ?? null;
+    },
+  },
+  hmm_mirror: {
+    create: () => {
+      const holder: { ops: HmmMirrorOpsTwin | null } = { ops: null };
+      // The mirror's ops call the module's, through what it passed last.
+      const mirror = new HmmMirror({
+        release: (m) => holder.ops?.release?.(m),
+        sync_cpu_device_pagetables: (m, update) => holder.ops?.sync_cpu_device_pagetables?.(m, update) ?? 0,
+      });
+      mirrorOps.set(mirror, holder);
+      return mirror;
+    },
+    update(obj, f) {
+      if ("ops" in f) mirrorOps.get(obj as HmmMirror)!.ops = (f["ops"] as HmmMirrorOpsTwin | null) ?? null;
+    },
+  },
+  hmm_range: {
+    create: () =>
+      new HmmRange({ vma: null as unknown as VmArea, start: 0, end: 0, pfns: new Float64Array(0), flags: [0, 0, 0], values: [0, 0, 0], pfn_shift: 0 }),
+    update(obj, f) {
+      const r = obj as HmmRange;
+      // While the kernel tracks the snapshot, pfns[] is the kernel's to write (an
+      // invalidation zeroes it); the module's copy is not read back in.
+      if (rangeTracked(r)) return;
+      if ("vma" in f) r.vma = f["vma"] as VmArea;
+      if (typeof f["start"] === "number") r.start = f["start"];
+      if (typeof f["end"] === "number") r.end = f["end"];
+      if (f["pfns"] instanceof Float64Array) r.pfns = f["pfns"];
+      const flags = numTriple(f["flags"]);
+      if (flags) r.flags = flags;
+      const values = numTriple(f["values"]);
+      if (values) r.values = values;
+      if (typeof f["pfn_shift"] === "number") r.pfn_shift = f["pfn_shift"];
+    },
+    ioField: (obj, name) => (name === "pfns" ? (obj as HmmRange).pfns : undefined),
+  },
+  migrate_vma_ops: {
+    create: (): MigrateVmaOpsTwin => ({ alloc_and_copy: null, finalize_and_map: null }),
+    update(obj, f) {
+      const o = obj as MigrateVmaOpsTwin;
+      o.alloc_and_copy = (f["alloc_and_copy"] as MigrateVmaOpsTwin["alloc_and_copy"]) ?? null;
+      o.finalize_and_map = (f["finalize_and_map"] as MigrateVmaOpsTwin["finalize_and_map"]) ?? null;
+    },
+  },
   platform_driver: {
     create: (): PlatformDriverTwin => ({ name: "", probe: null, remove: null, registered: null }),
     update(obj, f) {
@@ -111,15 +219,70 @@ export const OBJECT_TYPES: Readonly<Record<string, Readonly<Record<string, strin
   hmm_device: { device: "device" },
   hmm_devmem: { pfn_first: "number", pfn_last: "number", resource: "resource | null", device: "device" },
   module: { name: "string" },
+  /** struct file: private_data is the module's (misc_open() sets it to the miscdevice). */
+  file: { f_flags: "number", f_mode: "number", private_data: "unknown" },
+  inode: { i_ino: "number", i_rdev: "number" },
+  task_struct: { pid: "number", comm: "string", mm: "mm_struct | null" },
+  mm_struct: {},
+  vm_area_struct: { vm_start: "number", vm_end: "number", vm_flags: "number", vm_mm: "mm_struct" },
 };
+
+/**
+ * Fields that travel only with the object's first trip to a module: from then on they are the
+ * module's (it may assign them; the kernel never reads them back).
+ */
+export const OBJECT_ONCE_FIELDS: Readonly<Record<string, readonly string[]>> = { file: ["private_data"] };
+
+/**
+ * Objects that die without object_gone(): is this one still alive? A handle to a dead one is
+ * refused like a stale handle.
+ */
+export const OBJECT_LIVE: Readonly<Record<string, (obj: object, k: Kernel) => boolean>> = {
+  task_struct: (t) => (t as { alive?: boolean }).alive !== false,
+  mm_struct: (mm, k) => k.mm.mms.has(mm as MmStruct),
+  vm_area_struct: (v, k) => {
+    const vma = v as VmArea;
+    const mm = vma.vm_mm;
+    return k.mm.mms.has(mm) && !mm.dead && mm.mmap[mm.find_vma_index(vma.vm_start)] === vma;
+  },
+};
+
+/**
+ * Object types whose fields can change while a module holds a handle: the kernel compares
+ * them with what it sent last before sending the handle alone. Every other type's fields are
+ * fixed for the object's life (and its handle's), so they travel once.
+ */
+export const OBJECT_MUTABLE: ReadonlySet<string> = new Set(["resource", "vm_area_struct", "task_struct"]);
+
+/** One field of an object type: its name, and the object type it holds, if it holds one. */
+export interface ObjectField {
+  readonly name: string;
+  readonly nested: string | null;
+  readonly once: boolean;
+}
+
+const fieldInfo = new Map<string, readonly ObjectField[]>();
+
+/** The fields of `type`, compiled once. */
+export function objectFieldInfo(type: string): readonly ObjectField[] {
+  let info = fieldInfo.get(type);
+  if (!info) {
+    const once = OBJECT_ONCE_FIELDS[type] ?? [];
+    info = Object.entries(OBJECT_TYPES[type] ?? {}).map(([name, ts]) => {
+      const objType = ts.replace(" | null", "");
+      return { name, nested: objType in OBJECT_TYPES ? objType : null, once: once.includes(name) };
+    });
+    fieldInfo.set(type, info);
+  }
+  return info;
+}
 
 /** The fields of `obj` (a kernel object of `type`) that travel with its handle. */
 export function objectFields(type: string, obj: object): Record<string, unknown | NestedObject> {
   const out: Record<string, unknown | NestedObject> = {};
-  for (const [name, ts] of Object.entries(OBJECT_TYPES[type] ?? {})) {
-    const v = (obj as Record<string, unknown>)[name];
-    const objType = ts.replace(" | null", "");
-    out[name] = objType in OBJECT_TYPES && v ? nested(objType, v as object) : (v ?? null);
+  for (const f of objectFieldInfo(type)) {
+    const v = (obj as Record<string, unknown>)[f.name];
+    out[f.name] = f.nested && v ? nested(f.nested, v as object) : (v ?? null);
   }
   return out;
 }

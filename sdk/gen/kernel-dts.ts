@@ -8,7 +8,7 @@ import type { KApi } from "../../core/module/api.ts";
 import { KERNEL_APIS } from "../../core/module/apis/index.ts";
 import { KERNEL_CONSTANTS } from "../../core/module/constants.ts";
 import { SHIM_MACROS } from "../../core/module/shim.ts";
-import { OBJECT_TYPES } from "../../core/module/twins.ts";
+import { OBJECT_ONCE_FIELDS, OBJECT_TYPES } from "../../core/module/twins.ts";
 import { kernelSymbol } from "../../core/module/ksymtab.ts";
 import { KERNEL_VERSIONS } from "../../core/version.ts";
 
@@ -25,6 +25,10 @@ function tsType(k: Kind, where: "param" | "ret" | "cb"): string {
       return "string";
     case "bytes":
       return "Uint8Array";
+    case "f64":
+      return "Float64Array";
+    case "io":
+      return k.of === "f64" ? "Float64Array" : "Uint8Array";
     case "any":
       return "unknown";
     case "symbol":
@@ -36,7 +40,7 @@ function tsType(k: Kind, where: "param" | "ret" | "cb"): string {
     case "p":
       return "unknown";
     case "o":
-      return k.nullable ? `${k.type} | null` : where === "ret" ? `${k.type} | ERR_PTR` : k.type;
+      return k.nullable ? `${k.type} | null` : where === "ret" && !k.infallible ? `${k.type} | ERR_PTR` : k.type;
 
     case "s": {
       const t = k.type === "resource" ? "resource_struct" : k.type;
@@ -73,7 +77,8 @@ export function generateKernelDts(): string {
   out.push("  /** A pointer-returning call's error: a negative errno (test with IS_ERR, read with PTR_ERR). */");
   out.push("  export type ERR_PTR = number;");
   for (const [t, fields] of Object.entries(OBJECT_TYPES)) {
-    const decl = Object.entries(fields).map(([f, ts]) => `readonly ${f}: ${ts}; `).join("");
+    // A field the module owns after its first trip (a file's private_data) is the module's to set.
+    const decl = Object.entries(fields).map(([f, ts]) => `${OBJECT_ONCE_FIELDS[t]?.includes(f) ? "" : "readonly "}${f}: ${ts}; `).join("");
     out.push(`  /** struct ${t}: a kernel object, held through its handle. */`);
     out.push(`  export interface ${t} { readonly handle: number; ${decl}}`);
   }
@@ -110,5 +115,5 @@ function paramName(api: KApi, i: number): string {
   const parts = m ? m[1]!.split(",").map((p) => p.trim()) : [];
   const name = parts[i]?.match(/([A-Za-z_][A-Za-z0-9_]*)\s*(?:\[\])?$/)?.[1];
   if (!name || ["void", "const"].includes(name)) return `arg${i}`;
-  return ["new", "delete", "default", "function", "class"].includes(name) ? `${name}_` : name;
+  return ["new", "delete", "default", "function", "class", "private", "public", "protected", "package", "interface", "static", "implements", "let", "yield"].includes(name) ? `${name}_` : name;
 }

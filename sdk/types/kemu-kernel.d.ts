@@ -18,6 +18,16 @@ declare module "kemu/kernel" {
   export interface hmm_devmem { readonly handle: number; readonly pfn_first: number; readonly pfn_last: number; readonly resource: resource | null; readonly device: device; }
   /** struct module: a kernel object, held through its handle. */
   export interface module { readonly handle: number; readonly name: string; }
+  /** struct file: a kernel object, held through its handle. */
+  export interface file { readonly handle: number; readonly f_flags: number; readonly f_mode: number; private_data: unknown; }
+  /** struct inode: a kernel object, held through its handle. */
+  export interface inode { readonly handle: number; readonly i_ino: number; readonly i_rdev: number; }
+  /** struct task_struct: a kernel object, held through its handle. */
+  export interface task_struct { readonly handle: number; readonly pid: number; readonly comm: string; readonly mm: mm_struct | null; }
+  /** struct mm_struct: a kernel object, held through its handle. */
+  export interface mm_struct { readonly handle: number; }
+  /** struct vm_area_struct: a kernel object, held through its handle. */
+  export interface vm_area_struct { readonly handle: number; readonly vm_start: number; readonly vm_end: number; readonly vm_flags: number; readonly vm_mm: mm_struct; }
   /** struct percpu_ref: owned by the module, read by the kernel when passed. */
   export interface percpu_ref {  }
   /** struct completion: owned by the module, read by the kernel when passed. */
@@ -25,11 +35,23 @@ declare module "kemu/kernel" {
   /** struct resource: owned by the module, read by the kernel when passed. */
   export interface resource_struct { start: number; end: number; name?: string; flags?: number; desc?: number; }
   /** struct dev_pagemap: owned by the module, read by the kernel when passed. */
-  export interface dev_pagemap { type?: number; res?: unknown; ref?: percpu_ref | null; page_fault?: (arg0: unknown, arg1: number, arg2: page, arg3: number, arg4: unknown) => number | void; page_free?: (arg0: page, arg1: unknown) => void; kill?: (arg0: percpu_ref) => void; data?: unknown; altmap?: unknown; altmap_valid?: boolean; }
+  export interface dev_pagemap { type?: number; res?: unknown; ref?: percpu_ref | null; page_fault?: (arg0: vm_area_struct | null, arg1: number, arg2: page, arg3: number, arg4: unknown) => number | void; page_free?: (arg0: page, arg1: unknown) => void; kill?: (arg0: percpu_ref) => void; data?: unknown; altmap?: unknown; altmap_valid?: boolean; }
   /** struct hmm_devmem_ops: owned by the module, read by the kernel when passed. */
-  export interface hmm_devmem_ops { free?: (arg0: hmm_devmem, arg1: page) => void; fault?: (arg0: hmm_devmem, arg1: unknown, arg2: number, arg3: page, arg4: number, arg5: unknown) => number | void; }
+  export interface hmm_devmem_ops { free?: (arg0: hmm_devmem, arg1: page) => void; fault?: (arg0: hmm_devmem, arg1: vm_area_struct | null, arg2: number, arg3: page, arg4: number, arg5: unknown) => number | void; }
   /** struct platform_driver: owned by the module, read by the kernel when passed. */
   export interface platform_driver { probe?: (arg0: platform_device) => number | void; remove?: (arg0: platform_device) => number | void; driver?: unknown; }
+  /** struct file_operations: owned by the module, read by the kernel when passed. */
+  export interface file_operations { owner?: module | null; open?: (arg0: inode, arg1: file) => number | void; release?: (arg0: inode, arg1: file) => number | void; unlocked_ioctl?: (arg0: file, arg1: number, arg2: number) => number; mmap?: (arg0: file, arg1: vm_area_struct) => number | void; }
+  /** struct miscdevice: owned by the module, read by the kernel when passed. */
+  export interface miscdevice { minor: number; name: string; fops: file_operations; mode?: number; }
+  /** struct hmm_mirror_ops: owned by the module, read by the kernel when passed. */
+  export interface hmm_mirror_ops { release?: (arg0: hmm_mirror) => void; sync_cpu_device_pagetables: (arg0: hmm_mirror, arg1: unknown) => number | void; }
+  /** struct hmm_mirror: owned by the module, read by the kernel when passed. */
+  export interface hmm_mirror { ops: hmm_mirror_ops | null; }
+  /** struct hmm_range: owned by the module, read by the kernel when passed. */
+  export interface hmm_range { vma: vm_area_struct | null; start: number; end: number; pfns: Float64Array; flags: unknown; values: unknown; pfn_shift: number; }
+  /** struct migrate_vma_ops: owned by the module, read by the kernel when passed. */
+  export interface migrate_vma_ops { alloc_and_copy: (arg0: vm_area_struct, arg1: Float64Array, arg2: Float64Array, arg3: number, arg4: number, arg5: unknown) => void; finalize_and_map: (arg0: vm_area_struct, arg1: Float64Array, arg2: Float64Array, arg3: number, arg4: number, arg5: unknown) => void; }
 
   // Macros and inlines implemented in the module itself.
   export function MODULE_LICENSE(license: string): void;
@@ -52,6 +74,26 @@ declare module "kemu/kernel" {
   export function ERR_PTR(err: number): ERR_PTR;
   export function PTR_ERR_OR_ZERO(p: unknown): number;
   export const THIS_MODULE: module;
+  export function _IOC(dir: number, type: string | number, nr: number, size: number): number;
+  export function _IO(type: string | number, nr: number): number;
+  export function _IOR(type: string | number, nr: number, size: number): number;
+  export function _IOW(type: string | number, nr: number, size: number): number;
+  export function _IOWR(type: string | number, nr: number, size: number): number;
+  export function _IOC_DIR(cmd: number): number;
+  export function _IOC_TYPE(cmd: number): number;
+  export function _IOC_NR(cmd: number): number;
+  export function _IOC_SIZE(cmd: number): number;
+  export function MKDEV(major: number, minor: number): number;
+  export function MAJOR(dev: number): number;
+  export function MINOR(dev: number): number;
+  export function iminor(inode: inode): number;
+  export function imajor(inode: inode): number;
+  export function migrate_pfn(pfn: number): number;
+  export function migrate_pfn_to_page(mpfn: number): page | null;
+  export function hmm_pfn_to_pfn(range: hmm_range, pfn: number): number;
+  export function hmm_pfn_to_page(range: hmm_range, pfn: number): page | null;
+  export function hmm_pfn_from_pfn(range: hmm_range, pfn: number): number;
+  export function hmm_pfn_from_page(range: hmm_range, page: page): number;
   /** The root of the iomem resource tree (EXPORT_SYMBOL in every version). */
   export const iomem_resource: resource;
 
@@ -607,6 +649,138 @@ declare module "kemu/kernel" {
    * `__symbol_put` (4.19: EXPORT_SYMBOL, 4.20: EXPORT_SYMBOL, 5.0: EXPORT_SYMBOL)
    */
   export function symbol_put(x: string): void;
+  /**
+   * `int misc_register(struct miscdevice *misc)`
+   *
+   * `misc_register` (4.19: EXPORT_SYMBOL, 4.20: EXPORT_SYMBOL, 5.0: EXPORT_SYMBOL)
+   */
+  export function misc_register(misc: miscdevice): number;
+  /**
+   * `void misc_deregister(struct miscdevice *misc)`
+   *
+   * `misc_deregister` (4.19: EXPORT_SYMBOL, 4.20: EXPORT_SYMBOL, 5.0: EXPORT_SYMBOL)
+   */
+  export function misc_deregister(misc: miscdevice): void;
+  /**
+   * `static inline unsigned long copy_from_user(void *to, const void __user *from, unsigned long n)`
+   *
+   * `_copy_from_user` (4.19: EXPORT_SYMBOL, 4.20: EXPORT_SYMBOL, 5.0: EXPORT_SYMBOL)
+   */
+  export function copy_from_user(to: Uint8Array, from: number, n: number): number;
+  /**
+   * `static inline unsigned long copy_to_user(void __user *to, const void *from, unsigned long n)`
+   *
+   * `_copy_to_user` (4.19: EXPORT_SYMBOL, 4.20: EXPORT_SYMBOL, 5.0: EXPORT_SYMBOL)
+   */
+  export function copy_to_user(to: number, from: Uint8Array, n: number): number;
+  /**
+   * `static __always_inline struct task_struct *get_current(void)`
+   *
+   * `current_task` (4.19: EXPORT_SYMBOL, 4.20: EXPORT_SYMBOL, 5.0: EXPORT_SYMBOL)
+   */
+  export function get_current(): task_struct;
+  /**
+   * `struct mm_struct *get_task_mm(struct task_struct *task)`
+   *
+   * `get_task_mm` (4.19: EXPORT_SYMBOL_GPL, 4.20: EXPORT_SYMBOL_GPL, 5.0: EXPORT_SYMBOL_GPL)
+   */
+  export function get_task_mm(task: task_struct): mm_struct | null;
+  /**
+   * `void mmput(struct mm_struct *mm)`
+   *
+   * `mmput` (4.19: EXPORT_SYMBOL_GPL, 4.20: EXPORT_SYMBOL_GPL, 5.0: EXPORT_SYMBOL_GPL)
+   */
+  export function mmput(mm: mm_struct): void;
+  /**
+   * `static inline void mmgrab(struct mm_struct *mm)`
+   *
+   * Header inline: needs no exported symbol.
+   */
+  export function mmgrab(mm: mm_struct): void;
+  /**
+   * `static inline void mmdrop(struct mm_struct *mm)`
+   *
+   * `__mmdrop` (4.19: EXPORT_SYMBOL_GPL, 4.20: EXPORT_SYMBOL_GPL, 5.0: EXPORT_SYMBOL_GPL)
+   */
+  export function mmdrop(mm: mm_struct): void;
+  /**
+   * `struct vm_area_struct *find_vma(struct mm_struct *mm, unsigned long addr)`
+   *
+   * `find_vma` (4.19: EXPORT_SYMBOL, 4.20: EXPORT_SYMBOL, 5.0: EXPORT_SYMBOL)
+   */
+  export function find_vma(mm: mm_struct, addr: number): vm_area_struct | null;
+  /**
+   * `int hmm_mirror_register(struct hmm_mirror *mirror, struct mm_struct *mm)`
+   *
+   * `hmm_mirror_register` (4.19: EXPORT_SYMBOL, 4.20: EXPORT_SYMBOL, 5.0: EXPORT_SYMBOL)
+   */
+  export function hmm_mirror_register(mirror: hmm_mirror, mm: mm_struct): number;
+  /**
+   * `void hmm_mirror_unregister(struct hmm_mirror *mirror)`
+   *
+   * `hmm_mirror_unregister` (4.19: EXPORT_SYMBOL, 4.20: EXPORT_SYMBOL, 5.0: EXPORT_SYMBOL)
+   */
+  export function hmm_mirror_unregister(mirror: hmm_mirror): void;
+  /**
+   * `int hmm_vma_get_pfns(struct hmm_range *range)`
+   *
+   * `hmm_vma_get_pfns` (4.19: EXPORT_SYMBOL, 4.20: EXPORT_SYMBOL, 5.0: EXPORT_SYMBOL)
+   */
+  export function hmm_vma_get_pfns(range: hmm_range): number;
+  /**
+   * `bool hmm_vma_range_done(struct hmm_range *range)`
+   *
+   * `hmm_vma_range_done` (4.19: EXPORT_SYMBOL, 4.20: EXPORT_SYMBOL, 5.0: EXPORT_SYMBOL)
+   */
+  export function hmm_vma_range_done(range: hmm_range): boolean;
+  /**
+   * `int hmm_vma_fault(struct hmm_range *range, bool block)`
+   *
+   * `hmm_vma_fault` (4.19: EXPORT_SYMBOL, 4.20: EXPORT_SYMBOL, 5.0: EXPORT_SYMBOL)
+   */
+  export function hmm_vma_fault(range: hmm_range, block: boolean): number;
+  /**
+   * `struct page *hmm_vma_alloc_locked_page(struct vm_area_struct *vma, unsigned long addr)`
+   *
+   * `hmm_vma_alloc_locked_page` (4.19: EXPORT_SYMBOL, 4.20: EXPORT_SYMBOL, 5.0: EXPORT_SYMBOL)
+   */
+  export function hmm_vma_alloc_locked_page(vma: vm_area_struct, addr: number): page | null;
+  /**
+   * `int migrate_vma(const struct migrate_vma_ops *ops, struct vm_area_struct *vma, unsigned long start, unsigned long end, unsigned long *src, unsigned long *dst, void *private)`
+   *
+   * `migrate_vma` (4.19: EXPORT_SYMBOL, 4.20: EXPORT_SYMBOL, 5.0: EXPORT_SYMBOL)
+   */
+  export function migrate_vma(ops: migrate_vma_ops, vma: vm_area_struct | null, start: number, end: number, src: Float64Array, dst: Float64Array, private_: unknown): number;
+  /**
+   * `static inline void lock_page(struct page *page)`
+   *
+   * `__lock_page` (4.19: EXPORT_SYMBOL, 4.20: EXPORT_SYMBOL, 5.0: EXPORT_SYMBOL)
+   */
+  export function lock_page(page: page): void;
+  /**
+   * `static inline int trylock_page(struct page *page)`
+   *
+   * Header inline: needs no exported symbol.
+   */
+  export function trylock_page(page: page): boolean;
+  /**
+   * `void unlock_page(struct page *page)`
+   *
+   * `unlock_page` (4.19: EXPORT_SYMBOL, 4.20: EXPORT_SYMBOL, 5.0: EXPORT_SYMBOL)
+   */
+  export function unlock_page(page: page): void;
+  /**
+   * `static __always_inline int PageLocked(struct page *page)`
+   *
+   * Header inline: needs no exported symbol.
+   */
+  export function PageLocked(page: page): boolean;
+  /**
+   * `static inline void copy_highpage(struct page *to, struct page *from)`
+   *
+   * `copy_page` (4.19: EXPORT_SYMBOL, 4.20: EXPORT_SYMBOL, 5.0: EXPORT_SYMBOL)
+   */
+  export function copy_highpage(to: page, from: page): void;
 
   export const EPERM: 1;
   export const ENOENT: 2;
@@ -764,6 +938,76 @@ declare module "kemu/kernel" {
   export const PERCPU_REF_INIT_DEAD: 2;
   export const PLATFORM_DEVID_AUTO: -2;
   export const PLATFORM_DEVID_NONE: -1;
+  export const MIGRATE_PFN_DEVICE: 16;
+  export const MIGRATE_PFN_ERROR: 32;
+  export const MIGRATE_PFN_LOCKED: 4;
+  export const MIGRATE_PFN_MIGRATE: 2;
+  export const MIGRATE_PFN_SHIFT: 6;
+  export const MIGRATE_PFN_VALID: 1;
+  export const MIGRATE_PFN_WRITE: 8;
+  export const HMM_PFN_DEVICE_PRIVATE: 2;
+  export const HMM_PFN_ERROR: 0;
+  export const HMM_PFN_NONE: 1;
+  export const HMM_PFN_SPECIAL: 2;
+  export const HMM_PFN_VALID: 0;
+  export const HMM_PFN_WRITE: 1;
+  export const HMM_UPDATE_INVALIDATE: 0;
+  export const FAULT_FLAG_ALLOW_RETRY: 4;
+  export const FAULT_FLAG_INSTRUCTION: 256;
+  export const FAULT_FLAG_KILLABLE: 16;
+  export const FAULT_FLAG_MKWRITE: 2;
+  export const FAULT_FLAG_REMOTE: 128;
+  export const FAULT_FLAG_RETRY_NOWAIT: 8;
+  export const FAULT_FLAG_TRIED: 32;
+  export const FAULT_FLAG_USER: 64;
+  export const FAULT_FLAG_WRITE: 1;
+  export const VM_FAULT_DONE_COW: 4096;
+  export const VM_FAULT_ERROR: 2163;
+  export const VM_FAULT_FALLBACK: 2048;
+  export const VM_FAULT_HWPOISON: 16;
+  export const VM_FAULT_HWPOISON_LARGE: 32;
+  export const VM_FAULT_LOCKED: 512;
+  export const VM_FAULT_MAJOR: 4;
+  export const VM_FAULT_NEEDDSYNC: 8192;
+  export const VM_FAULT_NOPAGE: 256;
+  export const VM_FAULT_OOM: 1;
+  export const VM_FAULT_RETRY: 1024;
+  export const VM_FAULT_SIGBUS: 2;
+  export const VM_FAULT_SIGSEGV: 64;
+  export const VM_FAULT_WRITE: 8;
+  export const VM_ACCOUNT: 1048576;
+  export const VM_DONTCOPY: 131072;
+  export const VM_DONTDUMP: 67108864;
+  export const VM_DONTEXPAND: 262144;
+  export const VM_EXEC: 4;
+  export const VM_GROWSDOWN: 256;
+  export const VM_HUGEPAGE: 536870912;
+  export const VM_HUGETLB: 4194304;
+  export const VM_IO: 16384;
+  export const VM_LOCKED: 8192;
+  export const VM_MAYEXEC: 64;
+  export const VM_MAYREAD: 16;
+  export const VM_MAYSHARE: 128;
+  export const VM_MAYWRITE: 32;
+  export const VM_MIXEDMAP: 268435456;
+  export const VM_NOHUGEPAGE: 1073741824;
+  export const VM_NONE: 0;
+  export const VM_NORESERVE: 2097152;
+  export const VM_PFNMAP: 1024;
+  export const VM_READ: 1;
+  export const VM_SHARED: 8;
+  export const VM_SPECIAL: 268715008;
+  export const VM_WIPEONFORK: 33554432;
+  export const VM_WRITE: 2;
+  export const FMODE_READ: 1;
+  export const FMODE_WRITE: 2;
+  export const O_RDONLY: 0;
+  export const O_RDWR: 2;
+  export const O_WRONLY: 1;
+  export const ENOIOCTLCMD: 515;
+  export const MISC_DYNAMIC_MINOR: 255;
+  export const MISC_MAJOR: 10;
+  export const O_ACCMODE: 3;
   export const PAGE_SIZE: 4096;
   export const PAGE_SHIFT: 12;
   export const PA_SECTION_SIZE: 134217728;
