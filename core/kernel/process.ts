@@ -17,7 +17,7 @@ import { do_user_addr_fault, type FaultEnv, type FaultingTask } from "../mm/faul
 import { PAGE_SIZE, type Page } from "../mm/memmap.ts";
 import { MAP_ANONYMOUS, MAP_DENYWRITE, MAP_EXECUTABLE, MAP_HUGETLB, vm_mmap_pgoff, do_munmap } from "../mm/mmap.ts";
 import { do_mprotect } from "../mm/mprotect.ts";
-import { MM_ANONPAGES, MM_FILEPAGES, MM_SHMEMPAGES, MM_SWAPENTS, pmd_index, pte_index, TASK_SIZE, VM_EXEC, VM_READ, VM_WRITE, type MmStruct } from "../mm/mm_types.ts";
+import { MM_ANONPAGES, MM_FILEPAGES, MM_SHMEMPAGES, MM_SWAPENTS, TASK_SIZE, VM_EXEC, VM_READ, VM_WRITE, type MmStruct } from "../mm/mm_types.ts";
 import { FAULT_FLAG_ALLOW_RETRY, FAULT_FLAG_KILLABLE, FAULT_FLAG_TRIED, FAULT_FLAG_WRITE, handle_mm_fault, VM_FAULT_ERROR, VM_FAULT_RETRY } from "../mm/memory.ts";
 import { pte_pfn, _PAGE_ACCESSED, _PAGE_DIRTY, _PAGE_PRESENT, _PAGE_RW, _PAGE_USER } from "../mm/pgtable.ts";
 import { is_shmem_file, shmem_file_setup } from "../mm/shmem.ts";
@@ -46,6 +46,18 @@ function isCount(v: number): boolean {
 
 function checkNumber(syscall: string, a: number, b = 0): void {
   if (!isCount(a) || !isCount(b)) throw errnoError(syscall, -EINVAL);
+}
+
+/**
+ * What the MMU does with `pte` for an access to `addr`: the pfn when a present user pte allows
+ * it (setting the accessed bit, and the dirty bit on a write), else -1 (a page fault).
+ */
+function hardwareAccess(mm: MmStruct, addr: number, pte: number, write: boolean): Page {
+  const fl = pte % PAGE_SIZE;
+  if ((fl & (_PAGE_PRESENT | _PAGE_USER)) !== (_PAGE_PRESENT | _PAGE_USER) || (write && !(fl & _PAGE_RW))) return -1;
+  const want = _PAGE_ACCESSED | (write ? _PAGE_DIRTY : 0);
+  if ((fl & want) !== want) mm.set_pte_at(addr, pte - fl + (fl | want));
+  return pte_pfn(pte);
 }
 
 /** A user process: task_struct with its mm and files. */
@@ -271,15 +283,9 @@ export class Process implements Task {
    */
   #translate(mm: MmStruct, addr: number, write: boolean): Page {
     for (let tries = 0; ; tries++) {
-      const table = mm.pgd.get(pmd_index(addr));
-      const idx = pte_index(addr);
-      const pte = table === undefined ? 0 : table[idx]!;
-      const fl = pte % PAGE_SIZE;
-      if ((fl & (_PAGE_PRESENT | _PAGE_USER)) === (_PAGE_PRESENT | _PAGE_USER) && (!write || fl & _PAGE_RW)) {
-        const want = _PAGE_ACCESSED | (write ? _PAGE_DIRTY : 0);
-        if ((fl & want) !== want) table![idx] = pte - fl + (fl | want);
-        return pte_pfn(pte);
-      }
+      const pte = mm.ptep_get(addr);
+      const pfn = hardwareAccess(mm, addr, pte, write);
+      if (pfn >= 0) return pfn;
       if (tries === MAX_FAULT_RETRIES) {
         this.k.printk(`\x013kemu: ${this.comm}[${this.pid}]: the fault at ${addr.toString(16)} is still not resolved after ${tries} attempts; the task would fault forever\n`);
         throw new HungTaskError(this, `a page-fault loop at 0x${addr.toString(16)}`);
@@ -299,21 +305,15 @@ export class Process implements Task {
   #uaccessPfn(mm: MmStruct, addr: number, write: boolean): Page {
     let flags = FAULT_FLAG_ALLOW_RETRY | FAULT_FLAG_KILLABLE | (write ? FAULT_FLAG_WRITE : 0);
     for (let tries = 0; tries <= MAX_FAULT_RETRIES; tries++) {
-      const table = mm.pgd.get(pmd_index(addr));
-      const idx = pte_index(addr);
-      const pte = table === undefined ? 0 : table[idx]!;
-      const fl = pte % PAGE_SIZE;
-      if ((fl & (_PAGE_PRESENT | _PAGE_USER)) === (_PAGE_PRESENT | _PAGE_USER) && (!write || fl & _PAGE_RW)) {
-        const want = _PAGE_ACCESSED | (write ? _PAGE_DIRTY : 0);
-        if ((fl & want) !== want) table![idx] = pte - fl + (fl | want);
-        return pte_pfn(pte);
-      }
+      const pte = mm.ptep_get(addr);
+      const pfn = hardwareAccess(mm, addr, pte, write);
+      if (pfn >= 0) return pfn;
       // __do_page_fault(): find the vma and check the access, as for a user access.
       const vma = mm.find_vma(addr);
       if (!vma || vma.vm_start > addr) return -1;
       if (write ? !(vma.vm_flags & VM_WRITE) : !(vma.vm_flags & (VM_READ | VM_EXEC | VM_WRITE))) return -1;
       // A present, user-readable pte that still faulted a read: a protection fault nothing fixes.
-      if (!write && (fl & (_PAGE_PRESENT | _PAGE_USER)) === (_PAGE_PRESENT | _PAGE_USER)) return -1;
+      if (!write && (pte % PAGE_SIZE & (_PAGE_PRESENT | _PAGE_USER)) === (_PAGE_PRESENT | _PAGE_USER)) return -1;
       const fault = handle_mm_fault(vma, addr, flags);
       if (fault & VM_FAULT_RETRY) {
         flags = (flags & ~FAULT_FLAG_ALLOW_RETRY) | FAULT_FLAG_TRIED;
