@@ -179,7 +179,12 @@ export class Memmap {
 
   /** pfn_valid(): the pfn lies in a present section (section granularity, as in 4.20). */
   pfn_valid(pfn: number): boolean {
-    return Number.isInteger(pfn) && pfn >= 0 && this.rangeOf(pfn) !== undefined;
+    if (!Number.isInteger(pfn) || pfn < 0) return false;
+    // A materialised section is present (removeRange() drops its sections): no search.
+    const nr = Math.floor(pfn / PAGES_PER_SECTION);
+    const root = this.#roots[Math.floor(nr / SECTIONS_PER_ROOT)];
+    if (root !== undefined && root[nr % SECTIONS_PER_ROOT] !== undefined) return true;
+    return this.rangeOf(pfn) !== undefined;
   }
 
   /** sparse_add_one_section() for each section of the range; false if one is present already. */

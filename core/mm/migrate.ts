@@ -32,7 +32,9 @@ import {
   _PAGE_DIRTY, _PAGE_RW, is_swap_pte, pfn_pte, pte_mkdevmap, pte_mkdirty, pte_mkold, pte_mkwrite, pte_pfn, pte_present, pte_to_swp_entry,
   pte_write, swp_entry_to_pte,
 } from "./pgtable.ts";
-import { AnonVma, anon_vma_prepare, page_add_anon_rmap, page_add_file_rmap, page_add_new_anon_rmap, page_remove_rmap, vma_address } from "./rmap.ts";
+import {
+  AnonVma, anon_vma_prepare, page_add_anon_rmap_at, page_add_file_rmap_at, page_add_new_anon_rmap, page_remove_rmap, page_remove_rmap_at, vma_address,
+} from "./rmap.ts";
 import {
   is_device_private_entry, is_migration_entry, is_write_device_private_entry, is_write_migration_entry, make_device_private_entry, make_migration_entry,
   swp_offset,
@@ -213,7 +215,7 @@ export class Migration {
               table[idx] = swp_entry_to_pte(make_migration_entry(page, (mpfn & MIGRATE_PFN_WRITE) !== 0));
               // Like a regular unmap: no rmap, one reference less. get_page() (the pin that
               // "freezes" the pte) and the unmap's put_page() leave the count as it was.
-              page_remove_rmap(kmm, page);
+              page_remove_rmap_at(kmm, sec, i);
             } else {
               // Pin it: that blocks any other migration and "freezes" the pte.
               kmm.get_page(page);
@@ -241,20 +243,25 @@ export class Migration {
     for (let i = 0; i < npages && m.cpages; i++) {
       const page = migrate_pfn_to_page(src[i]!);
       if (page < 0) continue;
+      const sec = kmm.memmap.section(page);
+      const pi = page - sec.startPfn;
       let remap = true;
       if (!(src[i]! & MIGRATE_PFN_LOCKED)) {
-        if (!trylock_page(kmm, page)) {
+        // trylock_page()
+        const f = sec.flags[pi]!;
+        if (f & (1 << PG_locked)) {
           src[i] = 0;
           m.cpages--;
-          kmm.put_page(page);
+          kmm.put_page_at(sec, pi);
           continue;
         }
+        sec.flags[pi] = f | (1 << PG_locked);
         remap = false;
         src[i] = src[i]! + MIGRATE_PFN_LOCKED;
       }
       // ZONE_DEVICE pages are not on the LRU. isolate_lru_page() takes a reference and
       // collect's is dropped: the count does not change, so neither is done here.
-      if (!migrate_vma_check_page(kmm, page)) {
+      if (!migrate_vma_check_page(kmm, sec, pi)) {
         if (remap) {
           src[i] = clear(src[i]!, MIGRATE_PFN_MIGRATE);
           m.cpages--;
@@ -293,7 +300,9 @@ export class Migration {
     for (let i = 0; i < npages; i++) {
       const page = migrate_pfn_to_page(src[i]!);
       if (page < 0 || !(src[i]! % FLAGS & MIGRATE_PFN_MIGRATE)) continue;
-      if (page_mapped(kmm, page)) {
+      let sec = kmm.memmap.section(page);
+      // page_mapped(): the common case, collect unmapped the page's only pte, skips the walk.
+      if (sec.mapcount[page - sec.startPfn]! >= 0) {
         try_to_unmap_migration(kmm, page);
         if (page_mapped(kmm, page)) {
           src[i] = clear(src[i]!, MIGRATE_PFN_MIGRATE);
@@ -301,8 +310,9 @@ export class Migration {
           restore++;
           continue;
         }
+        sec = kmm.memmap.section(page);
       }
-      if (migrate_vma_check_page(kmm, page)) continue;
+      if (migrate_vma_check_page(kmm, sec, page - sec.startPfn)) continue;
       src[i] = clear(src[i]!, MIGRATE_PFN_MIGRATE);
       m.cpages--;
       restore++;
@@ -437,14 +447,22 @@ export class Migration {
         }
         newpage = page;
       }
-      remove_migration_ptes(kmm, page, newpage, m.vma);
-      unlock_page(kmm, page);
+      const osec = kmm.memmap.section(page);
+      const oi = page - osec.startPfn;
+      let nsec = newpage === page ? osec : kmm.memmap.section(newpage);
+      remove_migration_ptes_at(kmm, page, nsec, newpage - nsec.startPfn, m.vma);
+      // unlock_page()
+      osec.flags[oi] = osec.flags[oi]! & ~(1 << PG_locked);
       m.cpages--;
+      // A device page's last put calls its driver: look newpage up again after that.
+      const device = osec.zone[oi] === ZONE_DEVICE;
       // put_page() for a device page, putback_lru_page() (a put) for the others.
-      kmm.put_page(page);
+      kmm.put_page_at(osec, oi);
       if (newpage !== page) {
-        unlock_page(kmm, newpage);
-        kmm.put_page(newpage);
+        if (device) nsec = kmm.memmap.section(newpage);
+        const ni = newpage - nsec.startPfn;
+        nsec.flags[ni] = nsec.flags[ni]! & ~(1 << PG_locked);
+        kmm.put_page_at(nsec, ni);
       }
     }
   }
@@ -482,12 +500,10 @@ function isAnonOrNone(sec: MemSection, i: number): boolean {
  * migrate_vma_check_page(): can the page move? Device-private pages always can (they cannot
  * be pinned, and a migration-entry waiter's reference looks like a pin); device-public ones
  * hold one more reference; others only when nobody holds one beyond the ptes and ours (plus
- * the page cache's for a file page).
+ * the page cache's for a file page). The page is page `i` of `sec`.
  */
-function migrate_vma_check_page(kmm: MM, page: Page): boolean {
+function migrate_vma_check_page(kmm: MM, sec: MemSection, i: number): boolean {
   let extra = 1;
-  const sec = kmm.memmap.section(page);
-  const i = page - sec.startPfn;
   if (sec.zone[i] === ZONE_DEVICE) {
     const type = secPgmapType(kmm, sec, i);
     if (type === MEMORY_DEVICE_PRIVATE) return true;
@@ -561,7 +577,11 @@ function try_to_unmap_migration(kmm: MM, page: Page): void {
  */
 function remove_migration_ptes(kmm: MM, old: Page, page: Page, hint: VmArea | null): void {
   const sec = kmm.memmap.section(page);
-  const i = page - sec.startPfn;
+  remove_migration_ptes_at(kmm, old, sec, page - sec.startPfn, hint);
+}
+
+/** remove_migration_ptes() to page `i` of `sec`. */
+function remove_migration_ptes_at(kmm: MM, old: Page, sec: MemSection, i: number, hint: VmArea | null): void {
   if (!sec.hasMapping()) return;
   const mapping = sec.mapping[i] as AnonVma | { i_mmap: Set<VmArea> } | null;
   if (mapping === null) return;
@@ -605,8 +625,8 @@ function remove_migration_pte(kmm: MM, sec: MemSection, i: number, vma: VmArea, 
     else if (type === MEMORY_DEVICE_PUBLIC) pte = pte_mkdevmap(pte);
   }
   table[idx] = pte;
-  if (sec.hasMapping() && sec.mapping[i] instanceof AnonVma) page_add_anon_rmap(kmm, page, vma, addr);
-  else page_add_file_rmap(kmm, page);
+  if (sec.hasMapping() && sec.mapping[i] instanceof AnonVma) page_add_anon_rmap_at(kmm, sec, i, vma, addr);
+  else page_add_file_rmap_at(kmm, sec, i);
 }
 
 /**

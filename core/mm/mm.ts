@@ -304,43 +304,53 @@ export class MM {
   /** put_page(): devmap-managed pages first (4.20 put_devmap_managed_page), then the usual path. */
   put_page(page: Page): void {
     const sec = this.memmap.section(page);
-    const i = page - sec.startPfn;
+    this.put_page_at(sec, page - sec.startPfn);
+  }
+
+  /** put_page() of page `i` of `sec`, for callers that looked the section up already. */
+  put_page_at(sec: MemSection, i: number): void {
     if (this.memremap.devmap_managed_key && sec.zone[i] === ZONE_DEVICE) {
       const type = this.memremap.pgmapOf(sec.pgmap[i]!)?.type;
       if (type === MEMORY_DEVICE_PRIVATE || type === MEMORY_DEVICE_PUBLIC || type === MEMORY_DEVICE_FS_DAX) {
-        this.__put_devmap_managed_page(page);
+        this.#put_devmap_managed_page(sec, i);
         return;
       }
     }
-    if (this.debugVm && sec.refcount[i] === 0) this.#vmBugOnPage(page, "page_ref_count(page) == 0");
-    if (--sec.refcount[i]! === 0) this.__put_page(page);
+    if (this.debugVm && sec.refcount[i] === 0) this.#vmBugOnPage(sec.startPfn + i, "page_ref_count(page) == 0");
+    if (--sec.refcount[i]! === 0) this.#put_page(sec, i);
   }
 
   /** __put_devmap_managed_page(): at 1 the page is idle and goes back to its driver. */
   __put_devmap_managed_page(page: Page): void {
     const sec = this.memmap.section(page);
-    const i = page - sec.startPfn;
+    this.#put_devmap_managed_page(sec, page - sec.startPfn);
+  }
+
+  #put_devmap_managed_page(sec: MemSection, i: number): void {
     const count = --sec.refcount[i]!;
     if (count === 1) {
       // ->mapping is left alone: HMM's page_free clears it (2fa147bdbf67, 4.19).
       sec.flags[i] = sec.flags[i]! & ~((1 << PG_active) | (1 << PG_waiters));
       const pgmap = this.memremap.pgmapOf(sec.pgmap[i]!)!;
       if (!pgmap.page_free) this.nullDeref("__put_devmap_managed_page");
-      this.k.hooks.devmem.free.get(pgmap.id)!.call(page);
+      this.k.hooks.devmem.free.get(pgmap.id)!.call(sec.startPfn + i);
     } else if (count === 0) {
-      this.__put_page(page);
+      this.#put_page(sec, i);
     }
   }
 
   /** __put_page(): a ZONE_DEVICE page only drops its pgmap reference; RAM goes back to buddy. */
   __put_page(page: Page): void {
     const sec = this.memmap.section(page);
-    const i = page - sec.startPfn;
+    this.#put_page(sec, page - sec.startPfn);
+  }
+
+  #put_page(sec: MemSection, i: number): void {
     if (sec.zone[i] === ZONE_DEVICE) {
       this.memremap.put_dev_pagemap(this.memremap.pgmapOf(sec.pgmap[i]!) ?? null);
       return;
     }
-    this.pageAlloc.free_one_page(page, 0);
+    this.pageAlloc.free_one_page(sec.startPfn + i, 0, sec);
   }
 
   /** alloc_pages(): the head page, or -1. */

@@ -421,36 +421,42 @@ export class PageAllocator {
   }
 
   /** free_pages_prepare() + __free_one_page(): the block goes back, merging with free buddies. */
-  free_one_page(page: Page, order: number): void {
+  free_one_page(page: Page, order: number, head: MemSection = this.memmap.section(page)): void {
     // free_pages_prepare(): an anonymous (PageMappingFlags) head drops its mapping; the tail
-    // pages are checked first, then the head page.
-    const head = this.memmap.section(page);
-    if (head.hasMapping() && isAnonMapping(head.mapping[page - head.startPfn])) head.mapping[page - head.startPfn] = null;
+    // pages are checked first, then the head page. (`head`: the head page's section, when
+    // the caller has it.)
+    const hi = page - head.startPfn;
+    if (head.hasMapping() && isAnonMapping(head.mapping[hi])) head.mapping[hi] = null;
     let bad = false;
     for (let k = 1; k <= 1 << order; k++) {
       const p = k === 1 << order ? page : page + k;
-      const sec = this.memmap.section(p);
+      // (The head's section is the one looked up already.)
+      const sec = p === page ? head : this.memmap.section(p);
       const i = p - sec.startPfn;
       if (!this.#freePagesCheck(sec, i, p)) bad = true;
       else sec.flags[i] = sec.flags[i]! & ~PAGE_FLAGS_CHECK_AT_PREP;
     }
     if (bad) return;
-    let sec = this.memmap.section(page);
-    const zone = this.zones[sec.zone[page - sec.startPfn]!]!;
+    let sec = head;
+    const zone = this.zones[head.zone[hi]!]!;
     zone.nr_free_pages += 1 << order;
     let pfn = page;
     while (order < MAX_ORDER - 1) {
       const buddyPfn = pfn ^ (1 << order);
-      const bsec = this.memmap.section(buddyPfn);
-      const bi = buddyPfn - bsec.startPfn;
-      if (!(PageBuddy(bsec, bi) && bsec.private[bi] === order && bsec.zone[bi] === zone.idx)) break;
+      // A MAX_ORDER block lies in one section: the buddy is nearly always in `sec`.
+      let bi = buddyPfn - sec.startPfn;
+      if (bi < 0 || bi >= PAGES_PER_SECTION) {
+        sec = this.memmap.section(buddyPfn);
+        bi = buddyPfn - sec.startPfn;
+      }
+      if (!(PageBuddy(sec, bi) && sec.private[bi] === order && sec.zone[bi] === zone.idx)) break;
       // del_page_from_free_area(): the stack entry goes stale and is skipped later.
-      rmv_page_order(bsec, bi);
+      rmv_page_order(sec, bi);
       zone.free_area[order]!.nr_free--;
       pfn = buddyPfn & pfn;
       order++;
     }
-    sec = this.memmap.section(pfn);
+    if (pfn - sec.startPfn < 0 || pfn - sec.startPfn >= PAGES_PER_SECTION) sec = this.memmap.section(pfn);
     set_page_order(sec, pfn - sec.startPfn, order);
     const area = zone.free_area[order]!;
     area.list.push(pfn);

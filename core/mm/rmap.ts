@@ -12,7 +12,7 @@
 
 import type { AddressSpace } from "../fs/file.ts";
 import type { MM } from "./mm.ts";
-import type { Page } from "./memmap.ts";
+import type { MemSection, Page } from "./memmap.ts";
 import { PAGE_SIZE } from "./memmap.ts";
 import type { MmStruct, VmArea } from "./mm_types.ts";
 import { linear_page_index, VM_EXEC, VM_READ, VM_SOFTDIRTY, VM_WRITE } from "./mm_types.ts";
@@ -128,7 +128,11 @@ export function unlink_anon_vmas(vma: VmArea): void {
 /** __page_set_anon_rmap(): ->mapping and ->index of a page that becomes anonymous. */
 function __page_set_anon_rmap(mm: MM, page: Page, vma: VmArea, address: number, exclusive: boolean): void {
   const sec = mm.memmap.section(page);
-  const i = page - sec.startPfn;
+  __page_set_anon_rmap_at(sec, page - sec.startPfn, vma, address, exclusive);
+}
+
+/** __page_set_anon_rmap() of page `i` of `sec`. */
+function __page_set_anon_rmap_at(sec: MemSection, i: number, vma: VmArea, address: number, exclusive: boolean): void {
   if (sec.hasMapping() && sec.mapping[i] instanceof AnonVma) return;
   const av = exclusive ? vma.anon_vma! : vma.anon_vma!.root;
   sec.mapping[i] = av;
@@ -148,10 +152,14 @@ export function page_add_new_anon_rmap(mm: MM, page: Page, vma: VmArea, address:
 /** page_add_anon_rmap(): one more pte maps an existing anonymous page (swap-in, migration). */
 export function page_add_anon_rmap(mm: MM, page: Page, vma: VmArea, address: number): void {
   const sec = mm.memmap.section(page);
-  const i = page - sec.startPfn;
+  page_add_anon_rmap_at(mm, sec, page - sec.startPfn, vma, address);
+}
+
+/** page_add_anon_rmap() of page `i` of `sec`, for callers that looked the section up already. */
+export function page_add_anon_rmap_at(mm: MM, sec: MemSection, i: number, vma: VmArea, address: number): void {
   if (++sec.mapcount[i]! === 0) {
     mm.vmstat.nr_anon_mapped++;
-    __page_set_anon_rmap(mm, page, vma, address, false);
+    __page_set_anon_rmap_at(sec, i, vma, address, false);
   }
 }
 
@@ -164,13 +172,22 @@ export function page_dup_rmap(mm: MM, page: Page): void {
 /** page_add_file_rmap() */
 export function page_add_file_rmap(mm: MM, page: Page): void {
   const sec = mm.memmap.section(page);
-  if (++sec.mapcount[page - sec.startPfn]! === 0) mm.vmstat.nr_file_mapped++;
+  page_add_file_rmap_at(mm, sec, page - sec.startPfn);
+}
+
+/** page_add_file_rmap() of page `i` of `sec`. */
+export function page_add_file_rmap_at(mm: MM, sec: MemSection, i: number): void {
+  if (++sec.mapcount[i]! === 0) mm.vmstat.nr_file_mapped++;
 }
 
 /** page_remove_rmap(): a pte no longer maps the page. */
 export function page_remove_rmap(mm: MM, page: Page): void {
   const sec = mm.memmap.section(page);
-  const i = page - sec.startPfn;
+  page_remove_rmap_at(mm, sec, page - sec.startPfn);
+}
+
+/** page_remove_rmap() of page `i` of `sec`, for callers that looked the section up already. */
+export function page_remove_rmap_at(mm: MM, sec: MemSection, i: number): void {
   const anon = sec.hasMapping() && sec.mapping[i] instanceof AnonVma;
   if (--sec.mapcount[i]! >= 0) return;
   if (anon) mm.vmstat.nr_anon_mapped--;
