@@ -17,12 +17,14 @@ import type { Process } from "../../core/kernel/process.ts";
 import type { HmmDevice, HmmDevmem } from "../../core/mm/hmm-devmem.ts";
 import { HmmMirror, HmmRange, type HmmUpdate } from "../../core/mm/hmm-mirror.ts";
 import { VM_FAULT_SIGBUS } from "../../core/mm/memory.ts";
+import { MAP_ANONYMOUS, MAP_PRIVATE, PROT_READ, PROT_WRITE } from "../../core/mm/mmap.ts";
 import type { Page } from "../../core/mm/memmap.ts";
 import {
   lock_page, migrate_pfn, migrate_pfn_flags, migrate_pfn_to_page, MIGRATE_PFN_DEVICE, MIGRATE_PFN_ERROR, MIGRATE_PFN_LOCKED, MIGRATE_PFN_MIGRATE,
   type MigrateVmaOps,
 } from "../../core/mm/migrate.ts";
 import type { VmArea } from "../../core/mm/mm_types.ts";
+import { boot } from "./kernel.ts";
 import { hex, PAGE } from "./process.ts";
 
 /** What one migrate_vma() of the driver did: its result, src[] after it, dst[], and src[] as
@@ -209,6 +211,30 @@ export function mirrorOf(k: Kernel, p: Process, name = "", log: string[] | null 
   const m = new RecordingMirror(k, name, log);
   expect(k.hmm.mirror.hmm_mirror_register(m, p.mm!)).toBe(0);
   return m;
+}
+
+/** A kernel of `version` with a Gpu, and an "app" process with `npages` private anonymous
+ *  read-write pages mapped at `a`; page i is written with `[data[i]]` where that is given. */
+export async function gpuApp(
+  version: "4.20" | "5.0",
+  npages: number,
+  data: readonly (number | undefined)[] = [],
+): Promise<{ k: Kernel; gpu: Gpu; p: Process; a: number }> {
+  const k = await boot({ version });
+  const gpu = new Gpu(k);
+  const p = k.spawn("app");
+  const a = p.mmap(0, npages * PAGE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS);
+  data.forEach((v, i) => {
+    if (v !== undefined) p.write(a + i * PAGE, [v]);
+  });
+  return { k, gpu, p, a };
+}
+
+/** The end of a test: unregister `mirrors`, exit `procs`, in order; then remove `gpu`. */
+export function teardown(k: Kernel, mirrors: readonly HmmMirror[], procs: readonly Process[], gpu?: Gpu): void {
+  for (const m of mirrors) k.hmm.mirror.hmm_mirror_unregister(m);
+  for (const p of procs) p.exit();
+  gpu?.remove();
 }
 
 // The tests' hmm_range encoding: flags VALID 1, WRITE 2, DEVICE_PRIVATE 4; values ERROR 0x10,

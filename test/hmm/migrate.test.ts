@@ -16,7 +16,7 @@ import { MM_ANONPAGES, VM_DONTEXPAND, VM_HUGETLB, VM_IO, VM_MIXEDMAP, VM_PFNMAP,
 import { PG_locked } from "../../core/mm/page-flags.ts";
 import { is_swap_pte, pte_to_swp_entry, pte_write } from "../../core/mm/pgtable.ts";
 import { is_device_private_entry, is_write_device_private_entry, swp_offset } from "../../core/mm/swapops.ts";
-import { Gpu, mirrorOf } from "../helpers/hmm-driver.ts";
+import { Gpu, gpuApp, mirrorOf, teardown } from "../helpers/hmm-driver.ts";
 import { boot } from "../helpers/kernel.ts";
 import { pageFlags } from "../helpers/mm.ts";
 import { hex, mapcount, PAGE, pfnOf, pteOf, refcount } from "../helpers/process.ts";
@@ -92,10 +92,7 @@ for (const version of ["4.20", "5.0"] as const) {
     });
 
     it("src[] as collected: holes and the zero page MIGRATE only; pages pfn|MIGRATE|LOCKED[|WRITE]; device-private entries with DEVICE", async () => {
-      const k = await boot({ version });
-      const gpu = new Gpu(k);
-      const p = k.spawn("app");
-      const a = p.mmap(0, 6 * PAGE, RW, ANON);
+      const { k, gpu, p, a } = await gpuApp(version, 6);
       p.read(a + PAGE, 1);
       p.write(a + 2 * PAGE, [2]);
       p.write(a + 3 * PAGE, [3]);
@@ -159,17 +156,11 @@ for (const version of ["4.20", "5.0"] as const) {
       // The ptes are back (file rmap), the data is intact.
       expect([pfnOf(p, a), pfnOf(p, a + PAGE), pteOf(p, a + 2 * PAGE)]).toEqual([pfn0, pfn1, 0]);
       expect([refcount(k, pfn0), mapcount(k, pfn0), [...p.read(a, 1)], [...p.read(a + PAGE, 1)]]).toEqual([2, 1, [1], [2]]);
-      k.hmm.mirror.hmm_mirror_unregister(m);
-      p.exit();
-      gpu.remove();
+      teardown(k, [m], [p], gpu);
     });
 
     it("a page with an extra reference fails migrate_vma_check_page(): restored, src 0, no destination asked for", async () => {
-      const k = await boot({ version });
-      const gpu = new Gpu(k);
-      const p = k.spawn("app");
-      const a = p.mmap(0, 3 * PAGE, RW, ANON);
-      for (let i = 0; i < 3; i++) p.write(a + i * PAGE, [10 + i]);
+      const { k, gpu, p, a } = await gpuApp(version, 3, [10, 11, 12]);
       const pfns = [0, 1, 2].map((i) => pfnOf(p, a + i * PAGE));
       k.mm.get_page(pfns[1]!);
       const res = gpu.migrateToDevice(p, a, 3);
@@ -194,12 +185,7 @@ for (const version of ["4.20", "5.0"] as const) {
     });
 
     it("pages mapped in two processes after fork: unmapped from both through the reverse map; both get the device entry", async () => {
-      const k = await boot({ version });
-      const gpu = new Gpu(k);
-      const p = k.spawn("app");
-      const a = p.mmap(0, 2 * PAGE, RW, ANON);
-      p.write(a, [1]);
-      p.write(a + PAGE, [2]);
+      const { k, gpu, p, a } = await gpuApp(version, 2, [1, 2]);
       const c = p.fork();
       const mp_ = mirrorOf(k, p);
       const mc = mirrorOf(k, c);
@@ -217,9 +203,7 @@ for (const version of ["4.20", "5.0"] as const) {
       // The old pages went back to the buddy allocator.
       expect([free(k) - f0, refcount(k, old[0]!), refcount(k, old[1]!)]).toEqual([2, 0, 0]);
       expect([p.mm!.rss[MM_ANONPAGES], c.mm!.rss[MM_ANONPAGES]]).toEqual([2, 2]);
-      k.hmm.mirror.hmm_mirror_unregister(mc);
-      k.hmm.mirror.hmm_mirror_unregister(mp_);
-      c.exit();
+      teardown(k, [mc, mp_], [c]);
       expect(dev.map((d) => [refcount(k, d), mapcount(k, d)])).toEqual([[2, 1], [2, 1]]);
       p.exit();
       expect(gpu.freed).toEqual(dev);
@@ -227,11 +211,7 @@ for (const version of ["4.20", "5.0"] as const) {
     });
 
     it("holes and zero-page ptes get a fresh device page (migrate_vma_insert_page), writable as the vma, inside [first hole, end)", async () => {
-      const k = await boot({ version });
-      const gpu = new Gpu(k);
-      const p = k.spawn("app");
-      const a = p.mmap(0, 3 * PAGE, RW, ANON);
-      p.write(a, [1]);
+      const { k, gpu, p, a } = await gpuApp(version, 3, [1]);
       p.read(a + 2 * PAGE, 1);
       const m = mirrorOf(k, p);
       expect(p.mm!.rss[MM_ANONPAGES]).toBe(1);
@@ -255,18 +235,11 @@ for (const version of ["4.20", "5.0"] as const) {
       const res2 = gpu.migrateToDevice(p, b, 2);
       expect([...res2.finalized!].map((v) => v % 64)).toEqual([V | M | L | W, 0]);
       expect([res2.src[1], pteOf(p, b + PAGE), m.take()]).toEqual([0, 0, [r(b, b + 2 * PAGE)]]);
-      k.hmm.mirror.hmm_mirror_unregister(m);
-      p.exit();
-      gpu.remove();
+      teardown(k, [m], [p], gpu);
     });
 
     it("finalize_and_map() sees MIGRATE exactly for what moved; afterwards old pages are free, device pages mapped (2) and idle (1) after munmap", async () => {
-      const k = await boot({ version });
-      const gpu = new Gpu(k);
-      const p = k.spawn("app");
-      const a = p.mmap(0, 4 * PAGE, RW, ANON);
-      p.write(a, [1]);
-      p.write(a + 2 * PAGE, [3]);
+      const { k, gpu, p, a } = await gpuApp(version, 4, [1, undefined, 3]);
       p.read(a + 3 * PAGE, 1);
       const w0 = pfnOf(p, a);
       const w2 = pfnOf(p, a + 2 * PAGE);
@@ -296,11 +269,7 @@ for (const version of ["4.20", "5.0"] as const) {
     });
 
     it("device pages migrated to the device again: the driver skips them (DEVICE), they are restored untouched", async () => {
-      const k = await boot({ version });
-      const gpu = new Gpu(k);
-      const p = k.spawn("app");
-      const a = p.mmap(0, PAGE, RW, ANON);
-      p.write(a, [1]);
+      const { k, gpu, p, a } = await gpuApp(version, 1, [1]);
       gpu.migrateToDevice(p, a, 1);
       const [d] = [...gpu.inUse];
       const res = gpu.migrateToDevice(p, a, 1);

@@ -12,7 +12,7 @@ import { MAP_ANONYMOUS, MAP_PRIVATE, PROT_READ, PROT_WRITE } from "../../core/mm
 import { PG_locked } from "../../core/mm/page-flags.ts";
 import { pte_to_swp_entry, pte_write } from "../../core/mm/pgtable.ts";
 import { is_device_private_entry, is_write_device_private_entry, swp_offset } from "../../core/mm/swapops.ts";
-import { Gpu, mirrorOf } from "../helpers/hmm-driver.ts";
+import { Gpu, gpuApp, mirrorOf, teardown } from "../helpers/hmm-driver.ts";
 import { boot } from "../helpers/kernel.ts";
 import { pageFlags } from "../helpers/mm.ts";
 import { hex, mapcount, PAGE, pfnOf, pteOf, refcount } from "../helpers/process.ts";
@@ -74,10 +74,7 @@ for (const version of ["4.20", "5.0"] as const) {
     });
 
     it("a process's data goes to device memory and comes back through CPU faults, intact, into new system pages", async () => {
-      const k = await boot({ version });
-      const gpu = new Gpu(k);
-      const p = k.spawn("app");
-      const a = p.mmap(0, 3 * PAGE, RW, ANON);
+      const { k, gpu, p, a } = await gpuApp(version, 3);
       for (let i = 0; i < 3; i++) p.write(a + i * PAGE, pattern(i));
       const old = [0, 1, 2].map((i) => pfnOf(p, a + i * PAGE));
       const f0 = free(k);
@@ -117,10 +114,7 @@ for (const version of ["4.20", "5.0"] as const) {
     });
 
     it("after fork both processes map the device page (read-only); the child's access brings it back for both", async () => {
-      const k = await boot({ version });
-      const gpu = new Gpu(k);
-      const p = k.spawn("app");
-      const a = p.mmap(0, PAGE, RW, ANON);
+      const { k, gpu, p, a } = await gpuApp(version, 1);
       p.write(a, pattern(4));
       gpu.migrateToDevice(p, a, 1);
       const [d] = deviceEntry(p, a);
@@ -138,20 +132,11 @@ for (const version of ["4.20", "5.0"] as const) {
       // Copy-on-write as usual from here.
       p.write(a, [9]);
       expect([pfnOf(c, a), mapcount(k, back), c.read(a, 1)[0], p.read(a, 1)[0]]).toEqual([back, 1, pattern(4)[0], 9]);
-      k.hmm.mirror.hmm_mirror_unregister(mc);
-      k.hmm.mirror.hmm_mirror_unregister(mp);
-      c.exit();
-      p.exit();
-      gpu.remove();
+      teardown(k, [mc, mp], [c, p], gpu);
     });
 
     it("a host observer on devmem.fault/free and mm.fault/invalidate sees one round trip in order", async () => {
-      const k = await boot({ version });
-      const gpu = new Gpu(k);
-      const p = k.spawn("app");
-      const a = p.mmap(0, 2 * PAGE, RW, ANON);
-      p.write(a, [1]);
-      p.write(a + PAGE, [2]);
+      const { k, gpu, p, a } = await gpuApp(version, 2, [1, 2]);
       const id = gpu.devmem.pagemap.id;
       const seen: string[] = [];
       const rel = (x: number) => hex(x - a);
