@@ -242,7 +242,11 @@ export async function build(opts: BuildOptions): Promise<BuildResult> {
   };
   let ko = serializeKo(image);
   if (opts.signKey) ko = signKo(ko, opts.signKey);
-  const symvers = exports.map((e) => symversLine(e.crc, e.name, name, e.class) + "\n").join("");
-  return { ko, image, symbols: [...undefinedSymbols, ...externs], symvers, warnings };
+  return { ko, image, symbols: [...undefinedSymbols, ...externs], symvers: moduleSymversOf(image), warnings };
+}
+
+/** A module's exports as Module.symvers lines (empty when it exports nothing). */
+export function moduleSymversOf(img: KoImage): string {
+  return img.exports.map((e) => symversLine(e.crc, e.name, img.thisModule, e.class) + "\n").join("");
 }
 

@@ -3,8 +3,7 @@
 
 import { readFileSync } from "node:fs";
 import { get_modinfo, parseKo, type KoImage } from "../../core/module/ko.ts";
-import { symversLine } from "../../core/module/ksymtab.ts";
-import { build, type BuildOptions } from "../build/build.ts";
+import { build, moduleSymversOf, type BuildOptions } from "../build/build.ts";
 
 export function isDriverSource(path: string): boolean {
   return /\.[cm]?[jt]s$/.test(path);
@@ -46,8 +45,7 @@ export async function moduleFile(path: string, opts: Omit<BuildOptions, "entry">
     // Not a module: insmod says so in its own words.
     return { file: bytes, filename: path, name: null, license: null, symvers: "", warnings: [] };
   }
-  const symvers = img.exports.map((e) => symversLine(e.crc, e.name, img.thisModule, e.class) + "\n").join("");
-  return { ...described(img), file: bytes, filename: path, symvers, warnings: [] };
+  return { ...described(img), file: bytes, filename: path, symvers: moduleSymversOf(img), warnings: [] };
 }
 
 function described(img: KoImage): { name: string; license: string | null } {

@@ -19,13 +19,11 @@ import {
   GPU_TEST_CMD_SIZE, GPU_TEST_MIGRATE, GPU_TEST_MIRRORED, GPU_TEST_PROT_DEV_PRIVATE_LOCAL, GPU_TEST_PROT_ERROR, GPU_TEST_PROT_NONE,
   GPU_TEST_PROT_READ, GPU_TEST_PROT_WRITE, GPU_TEST_READ, GPU_TEST_SNAPSHOT, gpu_test_cmd_bytes, gpu_test_cmd_parse, type GpuTestCmd,
 } from "../../drivers/gpu_test/gpu_test_uapi.ts";
+import { EINVAL, EFAULT, ENOTTY } from "../../core/errno.ts";
 import { boot, rmmodError } from "../helpers/kernel.ts";
 import { errnoOf, PAGE } from "../helpers/process.ts";
 
 const DRIVER = fileURLToPath(new URL("../../drivers/gpu_test/gpu_test.ts", import.meta.url));
-const EINVAL = 22;
-const EFAULT = 14;
-const ENOTTY = 25;
 const RW = PROT_READ | PROT_WRITE;
 const ANON = MAP_PRIVATE | MAP_ANONYMOUS;
 const DEV_W = GPU_TEST_PROT_DEV_PRIVATE_LOCAL | GPU_TEST_PROT_WRITE;

@@ -8,16 +8,11 @@ import { describe, expect, it } from "vitest";
 import type { Kernel } from "../../core/kernel.ts";
 import { O_RDONLY, O_RDWR } from "../../core/fs/file.ts";
 import { MAP_ANONYMOUS, MAP_PRIVATE, PROT_READ, PROT_WRITE } from "../../core/mm/mmap.ts";
+import { EFAULT, EBUSY, ENOENT, EBADF, ENOTTY, EINVAL } from "../../core/errno.ts";
 import { ko } from "../helpers/build.ts";
 import { boot, rmmodError } from "../helpers/kernel.ts";
 import { errnoOf, PAGE } from "../helpers/process.ts";
 
-const EFAULT = 14;
-const EBUSY = 16;
-const ENOENT = 2;
-const EBADF = 9;
-const ENOTTY = 25;
-const EINVAL = 22;
 const RW = PROT_READ | PROT_WRITE;
 const ANON = MAP_PRIVATE | MAP_ANONYMOUS;
 

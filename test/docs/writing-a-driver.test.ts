@@ -10,6 +10,7 @@ import { describe, expect, it } from "vitest";
 import { KernelError } from "../../core/errno.ts";
 import { exportClass } from "../../core/module/ksymtab.ts";
 import { boot, build, BuildError, insmodDriver, messages } from "../../sdk/testing/index.ts";
+import { rejection } from "../helpers/kernel.ts";
 
 const ROOT = fileURLToPath(new URL("../../", import.meta.url));
 const DOC_PATH = join(ROOT, "docs/writing-a-driver.md");
@@ -45,14 +46,6 @@ function driverFile(name: string, src: string): string {
   const entry = join(dir, `${name}.ts`);
   writeFileSync(entry, src);
   return entry;
-}
-
-/** The error a promise rejects with (the test fails if it resolves). */
-async function rejection(p: Promise<unknown>): Promise<unknown> {
-  return p.then(
-    () => expect.fail("should have failed"),
-    (e: unknown) => e,
-  );
 }
 
 /** Apply a unified-diff hunk without header (' ' context, '-' removed, '+' added) to `src`. */

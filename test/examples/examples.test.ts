@@ -5,22 +5,19 @@
 import { readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
-import { KernelError } from "../../core/errno.ts";
+import { ENOENT, EBUSY, KernelError } from "../../core/errno.ts";
 import { get_modinfo } from "../../core/module/ko.ts";
 import { PHYS_PFN, ZONE_DEVICE } from "../../core/mm/memmap.ts";
 import type { KernelVersion } from "../../core/version.ts";
 import { boot, build, BuildError, buildFor, insmodDriver, messages, type Kernel } from "../../sdk/testing/index.ts";
 import { buildSource } from "../helpers/build.ts";
-import { lsmodLine } from "../helpers/kernel.ts";
+import { lsmodLine, rejection, rmmodError } from "../helpers/kernel.ts";
 
 const example = (path: string) => fileURLToPath(new URL(`../../examples/${path}`, import.meta.url));
 const GPUMEM = example("gpumem/gpumem.ts");
 const PMEM_GPL = example("pmem-gpl/pmem-gpl.ts");
 const MEMSHIM = example("gpl-shim/memshim.ts");
 const CLOSED = example("gpl-shim/closed.ts");
-
-const ENOENT = 2;
-const EBUSY = 16;
 
 const NOT_TAINTED = "Not tainted";
 const TAINT_O = "Tainted: G           O     ";
@@ -36,24 +33,6 @@ async function printed(k: Kernel, action: () => unknown): Promise<string[]> {
   const seq = k.log.nextSeq;
   await action();
   return messages(k, seq);
-}
-
-/** The error a promise rejects with (the test fails if it resolves). */
-async function rejection(p: Promise<unknown>): Promise<unknown> {
-  return p.then(
-    () => expect.fail("expected a failure"),
-    (e: unknown) => e,
-  );
-}
-
-function rmmodError(k: Kernel, name: string): KernelError {
-  try {
-    k.rmmod(name);
-  } catch (e) {
-    expect(e).toBeInstanceOf(KernelError);
-    return e as KernelError;
-  }
-  return expect.fail(`rmmod ${name} should have failed`);
 }
 
 describe("examples/gpumem: a proprietary driver using devm_memremap_pages and hmm_devmem_add", () => {
@@ -237,7 +216,7 @@ describe("examples/gpl-shim: a proprietary module using GPL-only memory through 
     // The device memory is memshim's (it made the hmm_device), made for closed.
     expect(k.read("/proc/iomem")).toContain("\n3ffff8000000-3fffffffffff : hmm_device0\n");
 
-    const busy = rmmodError(k, "memshim");
+    const busy = rmmodError(k, "memshim")!;
     expect(busy.errno).toBe(EBUSY);
     expect(busy.message).toBe("rmmod: ERROR: Module memshim is in use by: closed");
     expect(k.read("/proc/modules")).toMatch(/^closed .*\nmemshim \d+ 1 closed, Live /);

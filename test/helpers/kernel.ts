@@ -9,6 +9,14 @@ import type { InsmodOptions } from "../../core/module/loader.ts";
 
 export { boot, messages, type BootOptions } from "../../sdk/testing/index.ts";
 
+/** The error a promise rejects with (the test fails if it resolves). */
+export async function rejection(p: Promise<unknown>): Promise<unknown> {
+  return p.then(
+    () => expect.fail("expected a failure"),
+    (e: unknown) => e,
+  );
+}
+
 /** An insmod that must fail: its KernelError (errno and insmod's message). */
 export async function insmodError(k: Kernel, file: Uint8Array, opts: InsmodOptions = {}): Promise<KernelError> {
   const err = await k.insmod(file, opts).then(

@@ -7,7 +7,8 @@ import type { Kernel } from "../../core/kernel.ts";
 import type { Process } from "../../core/kernel/process.ts";
 import { SignalError } from "../../core/kernel/signal.ts";
 import { MmuNotifier } from "../../core/mm/mmu_notifier.ts";
-import { pte_pfn, pte_present } from "../../core/mm/pgtable.ts";
+import { is_swap_pte, pte_pfn, pte_present, pte_to_swp_entry } from "../../core/mm/pgtable.ts";
+import { is_device_private_entry, is_write_device_private_entry, swp_offset } from "../../core/mm/swapops.ts";
 
 export const PAGE = 4096;
 export const hex = (v: number) => "0x" + v.toString(16);
@@ -44,6 +45,15 @@ export function pfnOf(p: Process, addr: number): number {
   const pte = pteOf(p, addr);
   expect(pte_present(pte), `pte at ${hex(addr)} present`).toBe(true);
   return pte_pfn(pte);
+}
+
+/** The device page a pte's device-private entry points at, and whether it is writable. */
+export function deviceEntry(p: Process, addr: number): [number, boolean] {
+  const pte = pteOf(p, addr);
+  expect(is_swap_pte(pte), `swap pte at ${hex(addr)}`).toBe(true);
+  const entry = pte_to_swp_entry(pte);
+  expect(is_device_private_entry(entry), `device-private entry at ${hex(addr)}`).toBe(true);
+  return [swp_offset(entry), is_write_device_private_entry(entry)];
 }
 
 export function refcount(k: Kernel, pfn: number): number {

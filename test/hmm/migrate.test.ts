@@ -6,7 +6,6 @@
 import { describe, expect, it } from "vitest";
 import { EINVAL } from "../../core/errno.ts";
 import type { Kernel } from "../../core/kernel.ts";
-import type { Process } from "../../core/kernel/process.ts";
 import {
   migrate_pfn, migrate_pfn_to_page, MIGRATE_PFN_DEVICE, MIGRATE_PFN_LOCKED, MIGRATE_PFN_MIGRATE, MIGRATE_PFN_VALID, MIGRATE_PFN_WRITE,
   type MigrateVmaOps,
@@ -14,12 +13,11 @@ import {
 import { MAP_ANONYMOUS, MAP_PRIVATE, MAP_SHARED, PROT_READ, PROT_WRITE } from "../../core/mm/mmap.ts";
 import { MM_ANONPAGES, VM_DONTEXPAND, VM_HUGETLB, VM_IO, VM_MIXEDMAP, VM_PFNMAP, type VmArea } from "../../core/mm/mm_types.ts";
 import { PG_locked } from "../../core/mm/page-flags.ts";
-import { is_swap_pte, pte_to_swp_entry, pte_write } from "../../core/mm/pgtable.ts";
-import { is_device_private_entry, is_write_device_private_entry, swp_offset } from "../../core/mm/swapops.ts";
+import { pte_write } from "../../core/mm/pgtable.ts";
 import { Gpu, gpuApp, mirrorOf, teardown } from "../helpers/hmm-driver.ts";
 import { boot } from "../helpers/kernel.ts";
 import { pageFlags } from "../helpers/mm.ts";
-import { hex, mapcount, PAGE, pfnOf, pteOf, refcount } from "../helpers/process.ts";
+import { deviceEntry, hex, mapcount, PAGE, pfnOf, pteOf, refcount } from "../helpers/process.ts";
 
 const RW = PROT_READ | PROT_WRITE;
 const ANON = MAP_PRIVATE | MAP_ANONYMOUS;
@@ -30,15 +28,6 @@ const W = MIGRATE_PFN_WRITE;
 const D = MIGRATE_PFN_DEVICE;
 const mp = (pfn: number, flags: number) => migrate_pfn(pfn) - V + flags;
 const r = (s: number, e: number) => `${hex(s)}-${hex(e)}`;
-
-/** The device page a pte's device-private entry points at, and whether it is writable. */
-function deviceEntry(p: Process, addr: number): [number, boolean] {
-  const pte = pteOf(p, addr);
-  expect(is_swap_pte(pte), `swap pte at ${hex(addr)}`).toBe(true);
-  const entry = pte_to_swp_entry(pte);
-  expect(is_device_private_entry(entry), `device-private entry at ${hex(addr)}`).toBe(true);
-  return [swp_offset(entry), is_write_device_private_entry(entry)];
-}
 
 /** Ops that record src[] as alloc_and_copy() sees it and give no destination. */
 function recordingOps(seen: number[][]): MigrateVmaOps {

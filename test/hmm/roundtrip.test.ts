@@ -6,16 +6,14 @@
 
 import { describe, expect, it } from "vitest";
 import type { Kernel } from "../../core/kernel.ts";
-import type { Process } from "../../core/kernel/process.ts";
 import { FAULT_FLAG_ALLOW_RETRY, FAULT_FLAG_KILLABLE, FAULT_FLAG_USER, FAULT_FLAG_WRITE } from "../../core/mm/memory.ts";
 import { MAP_ANONYMOUS, MAP_PRIVATE, PROT_READ, PROT_WRITE } from "../../core/mm/mmap.ts";
 import { PG_locked } from "../../core/mm/page-flags.ts";
-import { pte_to_swp_entry, pte_write } from "../../core/mm/pgtable.ts";
-import { is_device_private_entry, is_write_device_private_entry, swp_offset } from "../../core/mm/swapops.ts";
+import { pte_write } from "../../core/mm/pgtable.ts";
 import { Gpu, gpuApp, mirrorOf, teardown } from "../helpers/hmm-driver.ts";
 import { boot } from "../helpers/kernel.ts";
 import { pageFlags } from "../helpers/mm.ts";
-import { hex, mapcount, PAGE, pfnOf, pteOf, refcount } from "../helpers/process.ts";
+import { deviceEntry, hex, mapcount, PAGE, pfnOf, pteOf, refcount } from "../helpers/process.ts";
 
 const RW = PROT_READ | PROT_WRITE;
 const ANON = MAP_PRIVATE | MAP_ANONYMOUS;
@@ -23,13 +21,6 @@ const USER_READ = FAULT_FLAG_ALLOW_RETRY | FAULT_FLAG_KILLABLE | FAULT_FLAG_USER
 const USER_WRITE = USER_READ | FAULT_FLAG_WRITE;
 
 const free = (k: Kernel) => k.mm.pageAlloc.nr_free_pages();
-
-/** The device page of a device-private entry at `addr`, and whether it is writable. */
-function deviceEntry(p: Process, addr: number): [number, boolean] {
-  const entry = pte_to_swp_entry(pteOf(p, addr));
-  expect(is_device_private_entry(entry), `device-private entry at ${hex(addr)}`).toBe(true);
-  return [swp_offset(entry), is_write_device_private_entry(entry)];
-}
 
 /** A page of recognisable bytes. */
 function pattern(seed: number): Uint8Array {

@@ -6,7 +6,7 @@
 // __symbol_get, __symbol_put, module_unload_free, print_unload_info) and scripts/mod/modpost.c.
 
 import { describe, expect, it } from "vitest";
-import { KernelError } from "../../core/errno.ts";
+import { ENOENT, ENOEXEC, EWOULDBLOCK, EINVAL, KernelError } from "../../core/errno.ts";
 import { get_modinfo } from "../../core/module/ko.ts";
 import { O_NONBLOCK, O_TRUNC } from "../../core/module/loader.ts";
 import type { KernelVersion } from "../../core/version.ts";
@@ -14,10 +14,6 @@ import { buildSource, ko, rewriteKo } from "../helpers/build.ts";
 import { boot, insmodError, lsmodLine, procModules, rmmodError, tainted } from "../helpers/kernel.ts";
 
 const VERSIONS: KernelVersion[] = ["4.19", "4.20", "5.0"];
-const ENOENT = 2;
-const ENOEXEC = 8;
-const EWOULDBLOCK = 11;
-const EINVAL = 22;
 
 /** The exporter: one plain export, one GPL-only export. */
 const ALPHA = `

@@ -7,7 +7,7 @@
 // with -f; Kernel.rmmod() plays rmmod, k.modules.delete_module() is the syscall itself.
 
 import { describe, expect, it, onTestFinished } from "vitest";
-import { KernelError } from "../../core/errno.ts";
+import { EPERM, ENOENT, EWOULDBLOCK, EBUSY, EEXIST, ENODEV, KernelError } from "../../core/errno.ts";
 import { KernelOops } from "../../core/kernel/bug.ts";
 import type { Kernel } from "../../core/kernel.ts";
 import { O_NONBLOCK, O_TRUNC } from "../../core/module/loader.ts";
@@ -17,12 +17,6 @@ import { buildSource, ko, licensed } from "../helpers/build.ts";
 import { boot, insmodError, lsmodLine, moduleSize, procModules, rmmodError, tainted } from "../helpers/kernel.ts";
 
 const VERSIONS: KernelVersion[] = ["4.19", "4.20", "5.0"];
-const EPERM = 1;
-const ENOENT = 2;
-const EWOULDBLOCK = 11;
-const EBUSY = 16;
-const EEXIST = 17;
-const ENODEV = 19;
 
 /** A GPL module printing "NAME: init"/"NAME: exit"; `init`/`exit` null leaves that function out. */
 function plain(name: string, init: string | null, exit: string | null = ""): string {
