@@ -333,36 +333,32 @@ export class Process implements Task {
    */
   copy_from_user(from: number, n: number): { data: Uint8Array; left: number } {
     const data = new Uint8Array(n);
-    const mm = this.mm;
-    if (!mm || !isCount(from) || from + n > TASK_SIZE || from + n < from) return { data, left: n };
-    const physmem = this.k.mm.physmem;
-    let off = 0;
-    while (off < n) {
-      const a = from + off;
-      const pfn = this.#uaccessPfn(mm, a, false);
-      if (pfn < 0) break;
-      const o = a % PAGE_SIZE;
-      const len = Math.min(PAGE_SIZE - o, n - off);
-      data.set(physmem.readPage(pfn).subarray(o, o + len), off);
-      off += len;
-    }
-    return { data, left: n - off };
+    return { data, left: this.#copy_user(from, data, false) };
   }
 
   /** _copy_to_user() as this task: the number of bytes that could not be written. */
   copy_to_user(to: number, data: Uint8Array): number {
-    const n = data.length;
+    return this.#copy_user(to, data, true);
+  }
+
+  /**
+   * The page walk of copy_from_user() (`buf` is filled from user memory at `addr`) and
+   * copy_to_user() (`buf` is written there): the number of bytes not copied.
+   */
+  #copy_user(addr: number, buf: Uint8Array, write: boolean): number {
+    const n = buf.length;
     const mm = this.mm;
-    if (!mm || !isCount(to) || to + n > TASK_SIZE || to + n < to) return n;
+    if (!mm || !isCount(addr) || addr + n > TASK_SIZE || addr + n < addr) return n;
     const physmem = this.k.mm.physmem;
     let off = 0;
     while (off < n) {
-      const a = to + off;
-      const pfn = this.#uaccessPfn(mm, a, true);
+      const a = addr + off;
+      const pfn = this.#uaccessPfn(mm, a, write);
       if (pfn < 0) break;
       const o = a % PAGE_SIZE;
       const len = Math.min(PAGE_SIZE - o, n - off);
-      physmem.writablePage(pfn).set(data.subarray(off, off + len), o);
+      if (write) physmem.writablePage(pfn).set(buf.subarray(off, off + len), o);
+      else buf.set(physmem.readPage(pfn).subarray(o, o + len), off);
       off += len;
     }
     return n - off;
@@ -378,10 +374,28 @@ export class Process implements Task {
 
   /** A CPU read of out.length bytes at `addr` into `out` (no allocation per access). */
   readInto(addr: number, out: Uint8Array): void {
-    // The CPU-access paths switch `current` by hand: no closure per access.
-    if (!this.alive) throw new KernelError(ESRCH, `read: process ${this.pid} (${this.comm}) has exited`);
-    if (!isCount(addr)) throw errnoError("read", -EINVAL);
-    const length = out.length;
+    this.#checkAccess("read", addr);
+    this.#cpuAccess(addr, out, false);
+  }
+
+  /** A CPU write of `data` at `addr`: throws SignalError on SIGSEGV/SIGBUS (what came before
+   *  the faulting page is written, as a memcpy would leave it). */
+  write(addr: number, data: Uint8Array | ArrayLike<number>): void {
+    this.#checkAccess("write", addr);
+    this.#cpuAccess(addr, data instanceof Uint8Array ? data : Uint8Array.from(data), true);
+  }
+
+  #checkAccess(name: string, addr: number): void {
+    if (!this.alive) throw new KernelError(ESRCH, `${name}: process ${this.pid} (${this.comm}) has exited`);
+    if (!isCount(addr)) throw errnoError(name, -EINVAL);
+  }
+
+  /**
+   * The CPU's accesses, page by page through #translate(): `buf` is filled from `addr` (a
+   * read) or written there. The access paths switch `current` by hand: no closure per access.
+   */
+  #cpuAccess(addr: number, buf: Uint8Array, write: boolean): void {
+    const length = buf.length;
     const mm = this.mm!;
     const sched = this.k.sched;
     const prev = sched.current;
@@ -390,37 +404,15 @@ export class Process implements Task {
       const physmem = this.k.mm.physmem;
       for (let off = 0; off < length; ) {
         const a = addr + off;
-        const pfn = this.#translate(mm, a, false);
+        const pfn = this.#translate(mm, a, write);
         const o = a % PAGE_SIZE;
         const n = Math.min(PAGE_SIZE - o, length - off);
-        const src = physmem.readPage(pfn);
-        out.set(n === PAGE_SIZE ? src : src.subarray(o, o + n), off);
-        off += n;
-      }
-    } finally {
-      sched.current = prev;
-      this.k.settle();
-    }
-  }
-
-  /** A CPU write of `data` at `addr`: throws SignalError on SIGSEGV/SIGBUS (what came before
-   *  the faulting page is written, as a memcpy would leave it). */
-  write(addr: number, data: Uint8Array | ArrayLike<number>): void {
-    if (!this.alive) throw new KernelError(ESRCH, `write: process ${this.pid} (${this.comm}) has exited`);
-    if (!isCount(addr)) throw errnoError("write", -EINVAL);
-    const bytes = data instanceof Uint8Array ? data : Uint8Array.from(data);
-    const mm = this.mm!;
-    const sched = this.k.sched;
-    const prev = sched.current;
-    sched.current = this;
-    try {
-      const physmem = this.k.mm.physmem;
-      for (let off = 0; off < bytes.length; ) {
-        const a = addr + off;
-        const pfn = this.#translate(mm, a, true);
-        const o = a % PAGE_SIZE;
-        const n = Math.min(PAGE_SIZE - o, bytes.length - off);
-        physmem.writablePage(pfn).set(n === bytes.length ? bytes : bytes.subarray(off, off + n), o);
+        // A whole-buffer chunk (off 0, n the full length) needs no subarray.
+        if (write) physmem.writablePage(pfn).set(n === length ? buf : buf.subarray(off, off + n), o);
+        else {
+          const src = physmem.readPage(pfn);
+          buf.set(n === PAGE_SIZE ? src : src.subarray(o, o + n), off);
+        }
         off += n;
       }
     } finally {

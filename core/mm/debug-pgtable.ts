@@ -4,10 +4,10 @@
 
 import type { Kernel } from "../kernel.ts";
 import { PAGES_PER_SECTION, PAGE_SIZE, ZONE_DEVICE, type Page } from "./memmap.ts";
-import { MM_ANONPAGES, MM_FILEPAGES, MM_SHMEMPAGES, MM_SWAPENTS, NR_MM_COUNTERS, PMD_SIZE, PTRS_PER_PTE, VM_MIXEDMAP, VM_PFNMAP, type VmArea } from "./mm_types.ts";
-import { PG_slab, PG_swapbacked } from "./page-flags.ts";
+import { MM_SWAPENTS, NR_MM_COUNTERS, PMD_SIZE, PTRS_PER_PTE, VM_MIXEDMAP, VM_PFNMAP, type VmArea } from "./mm_types.ts";
+import { PG_slab } from "./page-flags.ts";
+import { mm_counter } from "./memory.ts";
 import { pte_devmap, pte_pfn, pte_present, pte_special, pte_to_swp_entry } from "./pgtable.ts";
-import { AnonVma } from "./rmap.ts";
 import { device_private_entry_to_pfn, is_device_private_entry, is_hwpoison_entry, is_migration_entry, migration_entry_to_pfn, non_swap_entry } from "./swapops.ts";
 
 const hex = (v: number) => "0x" + v.toString(16);
@@ -17,12 +17,6 @@ export function checkAddressSpaces(k: Kernel): string[] {
   const problems: string[] = [];
   const kmm = k.mm;
   const mapped = new Map<Page, number>();
-  const counter = (page: Page): number => {
-    const sec = kmm.memmap.section(page);
-    const i = page - sec.startPfn;
-    if (sec.hasMapping() && sec.mapping[i] instanceof AnonVma) return MM_ANONPAGES;
-    return sec.flags[i]! & (1 << PG_swapbacked) ? MM_SHMEMPAGES : MM_FILEPAGES;
-  };
   for (const mm of kmm.mms) {
     const who = `mm ${kmm.kptr(mm)}`;
     const vmas = mm.mmap;
@@ -88,7 +82,7 @@ export function checkAddressSpaces(k: Kernel): string[] {
             continue;
           }
         }
-        rss[counter(page)]++;
+        rss[mm_counter(kmm, page)]++;
         if (!maps) continue;
         mapped.set(page, (mapped.get(page) ?? 0) + 1);
         if (kmm.page_ref_count(page) < 1) problems.push(`${who}: pte at ${hex(addr)} maps pfn ${hex(page)} at refcount ${kmm.page_ref_count(page)}`);

@@ -36,7 +36,7 @@ import { is_device_private_entry, is_migration_entry, is_write_device_private_en
 import {
   FAULT_FLAG_ALLOW_RETRY, FAULT_FLAG_REMOTE, FAULT_FLAG_WRITE, VM_FAULT_ERROR, VM_FAULT_RETRY, handle_mm_fault, migration_entry_wait,
 } from "./memory.ts";
-import { PMD_SIZE, PTRS_PER_PTE, VM_HUGETLB, VM_READ, VM_SPECIAL, type MmStruct, type VmArea } from "./mm_types.ts";
+import { pmd_addr_end, pmd_index, PMD_SIZE, pte_index, PTRS_PER_PTE, VM_HUGETLB, VM_READ, VM_SPECIAL, type MmStruct, type VmArea } from "./mm_types.ts";
 
 /** enum hmm_update_event */
 export const HMM_UPDATE_INVALIDATE = 0;
@@ -391,14 +391,14 @@ export class HmmMirrors {
     if (start >= end) return -EINVAL;
     const mm = walk.range.vma.vm_mm;
     for (let addr = start; addr < end; ) {
-      const table = mm.pgd.get(Math.floor(addr / PMD_SIZE));
+      const table = mm.pgd.get(pmd_index(addr));
       let next: number;
       let err: number;
       if (table === undefined) {
         next = holeEnd(mm, addr, end);
         err = this.#hmm_vma_walk_hole(walk, addr, next);
       } else {
-        next = Math.min(end, (Math.floor(addr / PMD_SIZE) + 1) * PMD_SIZE);
+        next = pmd_addr_end(addr, end);
         err = this.#hmm_vma_walk_pmd(walk, table, addr, next);
       }
       if (err) return err;
@@ -484,7 +484,7 @@ export class HmmMirrors {
   #hmm_vma_walk_pmd(walk: HmmVmaWalk, table: Float64Array, start: number, end: number): number {
     let addr = start;
     for (; addr < end; addr += PAGE_SIZE) {
-      const r = this.#hmm_vma_handle_pte(walk, addr, end, table[(addr / PAGE_SIZE) & (PTRS_PER_PTE - 1)]!);
+      const r = this.#hmm_vma_handle_pte(walk, addr, end, table[pte_index(addr)]!);
       if (r) {
         walk.last = addr;
         return r;
@@ -552,7 +552,7 @@ function holeEnd(mm: MmStruct, addr: number, end: number): number {
     const hi = lo + size;
     if (!anyTable(mm, lo, hi)) return Math.min(end, hi);
   }
-  return Math.min(end, (Math.floor(addr / PMD_SIZE) + 1) * PMD_SIZE);
+  return pmd_addr_end(addr, end);
 }
 
 /** Is there a pte table for any address of [lo, hi)? */

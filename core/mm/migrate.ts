@@ -25,15 +25,15 @@ import { EINVAL } from "../errno.ts";
 import type { MM } from "./mm.ts";
 import { PAGE_SIZE, ZONE_DEVICE, type MemSection, type Page } from "./memmap.ts";
 import { MEMORY_DEVICE_PRIVATE, MEMORY_DEVICE_PUBLIC } from "./memremap.ts";
-import { mmu_notifier_invalidate_range_end, mmu_notifier_invalidate_range_start, SetPageDirty, _vm_normal_page } from "./memory.ts";
-import { MM_ANONPAGES, PMD_SIZE, PTRS_PER_PTE, VM_HUGETLB, VM_SPECIAL, VM_WRITE, vma_is_anonymous, type VmArea } from "./mm_types.ts";
+import { mmu_notifier_invalidate_range_end, mmu_notifier_invalidate_range_start, SetPageDirty, SetPageUptodate, _vm_normal_page } from "./memory.ts";
+import { MM_ANONPAGES, pmd_addr_end, pmd_index, pte_index, VM_HUGETLB, VM_SPECIAL, VM_WRITE, vma_is_anonymous, type VmArea } from "./mm_types.ts";
 import { PG_dirty, PG_error, PG_locked, PG_mappedtodisk, PG_referenced, PG_swapbacked, PG_uptodate } from "./page-flags.ts";
 import {
   _PAGE_DIRTY, _PAGE_RW, is_swap_pte, pfn_pte, pte_mkdevmap, pte_mkdirty, pte_mkold, pte_mkwrite, pte_pfn, pte_present, pte_to_swp_entry,
   pte_write, swp_entry_to_pte,
 } from "./pgtable.ts";
 import {
-  AnonVma, anon_vma_prepare, page_add_anon_rmap_at, page_add_file_rmap_at, page_add_new_anon_rmap, page_remove_rmap, page_remove_rmap_at, vma_address,
+  AnonVma, anon_vma_prepare, page_add_anon_rmap_at, page_add_file_rmap_at, page_add_new_anon_rmap, page_remove_rmap, page_remove_rmap_at, rmap_walk, vma_address,
 } from "./rmap.ts";
 import {
   is_device_private_entry, is_migration_entry, is_write_device_private_entry, is_write_migration_entry, make_device_private_entry, make_migration_entry,
@@ -96,7 +96,10 @@ export function PageLocked(kmm: MM, page: Page): boolean {
 /** trylock_page(): kemu runs one task at a time, so a page is locked only by whoever holds it. */
 export function trylock_page(kmm: MM, page: Page): boolean {
   const sec = kmm.memmap.section(page);
-  const i = page - sec.startPfn;
+  return trylock_page_at(sec, page - sec.startPfn);
+}
+/** trylock_page() of page `i` of `sec`, for callers that looked the section up already. */
+function trylock_page_at(sec: MemSection, i: number): boolean {
   const f = sec.flags[i]!;
   if (f & (1 << PG_locked)) return false;
   sec.flags[i] = f | (1 << PG_locked);
@@ -108,7 +111,10 @@ export function lock_page(kmm: MM, page: Page): void {
 }
 export function unlock_page(kmm: MM, page: Page): void {
   const sec = kmm.memmap.section(page);
-  const i = page - sec.startPfn;
+  unlock_page_at(sec, page - sec.startPfn);
+}
+/** unlock_page() of page `i` of `sec`. */
+function unlock_page_at(sec: MemSection, i: number): void {
   sec.flags[i] = sec.flags[i]! & ~(1 << PG_locked);
 }
 
@@ -166,8 +172,8 @@ export class Migration {
     const zeroPfn = kmm.zeroPfn;
     mmu_notifier_invalidate_range_start(mm, m.start, m.end);
     for (let addr = m.start; addr < m.end; ) {
-      const next = Math.min(m.end, (Math.floor(addr / PMD_SIZE) + 1) * PMD_SIZE);
-      const table = mm.pgd.get(Math.floor(addr / PMD_SIZE));
+      const next = pmd_addr_end(addr, m.end);
+      const table = mm.pgd.get(pmd_index(addr));
       if (table === undefined) {
         // migrate_vma_collect_hole(): a hole is a candidate; the driver may give it memory.
         for (; addr < next; addr += PAGE_SIZE) {
@@ -178,7 +184,7 @@ export class Migration {
         continue;
       }
       for (; addr < next; addr += PAGE_SIZE) {
-        const idx = (addr / PAGE_SIZE) & (PTRS_PER_PTE - 1);
+        const idx = pte_index(addr);
         const pte = table[idx]!;
         let mpfn = 0;
         let page: Page = -1;
@@ -207,10 +213,8 @@ export class Migration {
             mpfn = 0;
           } else {
             m.cpages++;
-            const f = sec.flags[i]!;
-            if (!(f & (1 << PG_locked))) {
-              // trylock_page(): the common case, the page is mapped once, in this process.
-              sec.flags[i] = f | (1 << PG_locked);
+            // trylock_page(): the common case, the page is mapped once, in this process.
+            if (trylock_page_at(sec, i)) {
               mpfn += MIGRATE_PFN_LOCKED;
               table[idx] = swp_entry_to_pte(make_migration_entry(page, (mpfn & MIGRATE_PFN_WRITE) !== 0));
               // Like a regular unmap: no rmap, one reference less. get_page() (the pin that
@@ -247,15 +251,12 @@ export class Migration {
       const pi = page - sec.startPfn;
       let remap = true;
       if (!(src[i]! & MIGRATE_PFN_LOCKED)) {
-        // trylock_page()
-        const f = sec.flags[pi]!;
-        if (f & (1 << PG_locked)) {
+        if (!trylock_page_at(sec, pi)) {
           src[i] = 0;
           m.cpages--;
           kmm.put_page_at(sec, pi);
           continue;
         }
-        sec.flags[pi] = f | (1 << PG_locked);
         remap = false;
         src[i] = src[i]! + MIGRATE_PFN_LOCKED;
       }
@@ -269,10 +270,10 @@ export class Migration {
           // (get_page() + putback_lru_page() for an LRU page: no change either.)
         } else {
           src[i] = 0;
-          unlock_page(kmm, page);
+          unlock_page_at(sec, pi);
           m.cpages--;
           // putback_lru_page() drops isolation's reference, put_page() collect's.
-          kmm.put_page(page);
+          kmm.put_page_at(sec, pi);
         }
       }
     }
@@ -280,10 +281,11 @@ export class Migration {
       const page = migrate_pfn_to_page(src[i]!);
       if (page < 0 || src[i]! % FLAGS & MIGRATE_PFN_MIGRATE) continue;
       const sec = kmm.memmap.section(page);
-      remove_migration_pte(kmm, sec, page - sec.startPfn, m.vma, addr, page);
+      const pi = page - sec.startPfn;
+      remove_migration_pte(kmm, sec, pi, m.vma, addr, page);
       src[i] = 0;
-      unlock_page(kmm, page);
-      kmm.put_page(page);
+      unlock_page_at(sec, pi);
+      kmm.put_page_at(sec, pi);
       restore--;
     }
   }
@@ -392,7 +394,7 @@ export class Migration {
       src[i] = clear(src[i]!, MIGRATE_PFN_MIGRATE);
       return;
     }
-    setFlag(kmm, page, PG_uptodate);
+    SetPageUptodate(kmm, page);
     let entry: number;
     if (kmm.page_zonenum(page) === ZONE_DEVICE) {
       const type = pgmapType(kmm, page);
@@ -451,8 +453,7 @@ export class Migration {
       const oi = page - osec.startPfn;
       let nsec = newpage === page ? osec : kmm.memmap.section(newpage);
       remove_migration_ptes_at(kmm, page, nsec, newpage - nsec.startPfn, m.vma);
-      // unlock_page()
-      osec.flags[oi] = osec.flags[oi]! & ~(1 << PG_locked);
+      unlock_page_at(osec, oi);
       m.cpages--;
       // A device page's last put calls its driver: look newpage up again after that.
       const device = osec.zone[oi] === ZONE_DEVICE;
@@ -461,7 +462,7 @@ export class Migration {
       if (newpage !== page) {
         if (device) nsec = kmm.memmap.section(newpage);
         const ni = newpage - nsec.startPfn;
-        nsec.flags[ni] = nsec.flags[ni]! & ~(1 << PG_locked);
+        unlock_page_at(nsec, ni);
         kmm.put_page_at(nsec, ni);
       }
     }
@@ -469,11 +470,6 @@ export class Migration {
 }
 
 // ---- page state helpers -------------------------------------------------------------------
-
-function setFlag(kmm: MM, page: Page, bit: number): void {
-  const sec = kmm.memmap.section(page);
-  sec.flags[page - sec.startPfn] = sec.flags[page - sec.startPfn]! | (1 << bit);
-}
 
 function pgmapType(kmm: MM, page: Page): number {
   return kmm.page_pgmap(page)?.type ?? -1;
@@ -516,37 +512,20 @@ function migrate_vma_check_page(kmm: MM, sec: MemSection, i: number): boolean {
 }
 
 /**
- * The vmas the reverse map gives for `page` (rmap_walk's anon_vma or i_mmap), with the page's
- * offset; null when the page has no ->mapping.
- */
-function rmapOf(kmm: MM, page: Page): { vmas: Iterable<VmArea>; pgoff: number } | null {
-  const sec = kmm.memmap.section(page);
-  const i = page - sec.startPfn;
-  if (!sec.hasMapping()) return null;
-  const mapping = sec.mapping[i] as AnonVma | { i_mmap: Set<VmArea> } | null;
-  if (mapping === null || mapping === undefined) return null;
-  return { vmas: mapping instanceof AnonVma ? mapping.vmas : mapping.i_mmap, pgoff: sec.hasIndex() ? sec.index[i]! : 0 };
-}
-
-/**
  * try_to_unmap(TTU_MIGRATION | TTU_IGNORE_MLOCK | TTU_IGNORE_ACCESS): the reverse-map walk of
  * try_to_unmap_one() until the page is unmapped. Each candidate vma gets an invalidation of
  * the page's address whether or not its pte maps the page; each pte that does becomes a
  * migration entry (read-only for a ZONE_DEVICE page, as 4.20 makes them).
  */
 function try_to_unmap_migration(kmm: MM, page: Page): void {
-  const rmap = rmapOf(kmm, page);
-  if (rmap === null) return;
   const device = kmm.page_zonenum(page) === ZONE_DEVICE;
   if (device && pgmapType(kmm, page) !== MEMORY_DEVICE_PRIVATE) return;
-  for (const vma of [...rmap.vmas]) {
-    const address = vma_address(rmap.pgoff, vma);
-    if (address < 0) continue;
+  rmap_walk(kmm, page, (vma, address) => {
     const mm = vma.vm_mm;
     const end = Math.min(vma.vm_end, address + PAGE_SIZE);
     mmu_notifier_invalidate_range_start(mm, address, end);
-    const table = mm.pgd.get(Math.floor(address / PMD_SIZE));
-    const idx = (address / PAGE_SIZE) & (PTRS_PER_PTE - 1);
+    const table = mm.pgd.get(pmd_index(address));
+    const idx = pte_index(address);
     const pte = table === undefined ? 0 : table[idx]!;
     let mapped = false;
     let write = false;
@@ -567,8 +546,8 @@ function try_to_unmap_migration(kmm: MM, page: Page): void {
       kmm.put_page(page);
     }
     mmu_notifier_invalidate_range_end(mm, address, end);
-    if (!page_mapped(kmm, page)) return; // rwc.done: page_mapcount_is_zero
-  }
+    return page_mapped(kmm, page); // rwc.done: page_mapcount_is_zero
+  });
 }
 
 /**
@@ -605,17 +584,15 @@ function remove_migration_ptes_at(kmm: MM, old: Page, sec: MemSection, i: number
  */
 function remove_migration_pte(kmm: MM, sec: MemSection, i: number, vma: VmArea, addr: number, old: Page): void {
   const mm = vma.vm_mm;
-  const table = mm.pgd.get(Math.floor(addr / PMD_SIZE));
+  const table = mm.pgd.get(pmd_index(addr));
   if (table === undefined) return;
-  const idx = (addr / PAGE_SIZE) & (PTRS_PER_PTE - 1);
+  const idx = pte_index(addr);
   const cur = table[idx]!;
   if (!is_swap_pte(cur)) return;
   const entry = pte_to_swp_entry(cur);
   if (!is_migration_entry(entry) || swp_offset(entry) !== old) return;
   const page = sec.startPfn + i;
-  // get_page()
-  if (sec.refcount[i]! <= 0) kmm.get_page(page); // (DEBUG_VM's VM_BUG_ON_PAGE)
-  else sec.refcount[i]!++;
+  kmm.get_page_at(sec, i);
   let pte = pte_mkold(pfn_pte(page, vma.vm_page_prot));
   // Recheck the vma: permissions can change while the migration runs (maybe_mkwrite()).
   if (is_write_migration_entry(entry) && vma.vm_flags & VM_WRITE) pte = pte_mkwrite(pte);

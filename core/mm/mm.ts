@@ -296,8 +296,12 @@ export class MM {
   /** get_page(): VM_BUG_ON_PAGE(page_ref_count(page) <= 0) under DEBUG_VM, then one more. */
   get_page(page: Page): void {
     const sec = this.memmap.section(page);
-    const i = page - sec.startPfn;
-    if (this.debugVm && sec.refcount[i]! <= 0) this.#vmBugOnPage(page, "page_ref_count(page) <= 0");
+    this.get_page_at(sec, page - sec.startPfn);
+  }
+
+  /** get_page() of page `i` of `sec`, for callers that looked the section up already. */
+  get_page_at(sec: MemSection, i: number): void {
+    if (this.debugVm && sec.refcount[i]! <= 0) this.#vmBugOnPage(sec.startPfn + i, "page_ref_count(page) <= 0");
     sec.refcount[i]!++;
   }
 

@@ -191,6 +191,10 @@ export class VmStat {
 export function pmd_index(addr: number): number {
   return Math.floor(addr / PMD_SIZE);
 }
+/** pmd_addr_end(): where the pte table of `addr` ends, or `end` if that comes first. */
+export function pmd_addr_end(addr: number, end: number): number {
+  return Math.min(end, (pmd_index(addr) + 1) * PMD_SIZE);
+}
 /** pte_index(): the slot of `addr` in its pte table. */
 export function pte_index(addr: number): number {
   return (addr / PAGE_SIZE) & (PTRS_PER_PTE - 1);
