@@ -23,12 +23,6 @@ export interface KApi {
   readonly impl: (c: CallCtx, ...args: any[]) => unknown;
 }
 
-/** How a kernel object travels out: its type name and the fields a module may read. */
-export interface ObjectType<T extends object = object> {
-  readonly type: string;
-  fields(obj: T, c: CallCtx): Record<string, unknown>;
-}
-
 /** A nested kernel object inside the fields of another (e.g. hmm_device.device). */
 export interface NestedObject {
   readonly __kemu_object: string;

@@ -26,6 +26,10 @@ export interface KernelSymbol {
 const ALL = (c: ExportClass): Record<KernelVersion, ExportClass> => ({ "4.19": c, "4.20": c, "5.0": c });
 const P = ALL("EXPORT_SYMBOL");
 const G = ALL("EXPORT_SYMBOL_GPL");
+/** EXPORT_SYMBOL until the series made it EXPORT_SYMBOL_GPL in 5.0 (spec §10 H3/H4). */
+const GPL_IN_5_0: Record<KernelVersion, ExportClass> = { ...P, "5.0": "EXPORT_SYMBOL_GPL" };
+/** EXPORT_SYMBOL until the series removed it in 5.0. */
+const GONE_IN_5_0: Partial<Record<KernelVersion, ExportClass>> = { "4.19": "EXPORT_SYMBOL", "4.20": "EXPORT_SYMBOL" };
 
 const SYMBOLS: readonly KernelSymbol[] = [
   // kernel/printk/printk.c
@@ -80,7 +84,7 @@ const SYMBOLS: readonly KernelSymbol[] = [
   { name: "platform_device_register_full", file: "drivers/base/platform.c", exports: G, proto: "struct platform_device *platform_device_register_full(const struct platform_device_info *pdevinfo)" },
   { name: "platform_device_unregister", file: "drivers/base/platform.c", exports: G, proto: "void platform_device_unregister(struct platform_device *pdev)" },
   // kernel/memremap.c (spec §10 H3/H4)
-  { name: "devm_memremap_pages", file: "kernel/memremap.c", exports: { "4.19": "EXPORT_SYMBOL", "4.20": "EXPORT_SYMBOL", "5.0": "EXPORT_SYMBOL_GPL" }, proto: "void *devm_memremap_pages(struct device *dev, struct dev_pagemap *pgmap)" },
+  { name: "devm_memremap_pages", file: "kernel/memremap.c", exports: GPL_IN_5_0, proto: "void *devm_memremap_pages(struct device *dev, struct dev_pagemap *pgmap)" },
   { name: "get_dev_pagemap", file: "kernel/memremap.c", exports: G, proto: "struct dev_pagemap *get_dev_pagemap(unsigned long pfn, struct dev_pagemap *pgmap)" },
   { name: "devmap_managed_key", file: "kernel/memremap.c", exports: P, proto: "struct static_key_false devmap_managed_key", data: true },
   { name: "dev_pagemap_get_ops", file: "kernel/memremap.c", exports: G, proto: "void dev_pagemap_get_ops(void)" },
@@ -89,9 +93,9 @@ const SYMBOLS: readonly KernelSymbol[] = [
   // mm/hmm.c (spec §10 H3/H4)
   { name: "hmm_device_new", file: "mm/hmm.c", exports: P, proto: "struct hmm_device *hmm_device_new(void *drvdata)" },
   { name: "hmm_device_put", file: "mm/hmm.c", exports: P, proto: "void hmm_device_put(struct hmm_device *hmm_device)" },
-  { name: "hmm_devmem_add", file: "mm/hmm.c", exports: { "4.19": "EXPORT_SYMBOL", "4.20": "EXPORT_SYMBOL", "5.0": "EXPORT_SYMBOL_GPL" }, proto: "struct hmm_devmem *hmm_devmem_add(const struct hmm_devmem_ops *ops, struct device *device, unsigned long size)" },
-  { name: "hmm_devmem_add_resource", file: "mm/hmm.c", exports: { "4.19": "EXPORT_SYMBOL", "4.20": "EXPORT_SYMBOL", "5.0": "EXPORT_SYMBOL_GPL" }, proto: "struct hmm_devmem *hmm_devmem_add_resource(const struct hmm_devmem_ops *ops, struct device *device, struct resource *res)" },
-  { name: "hmm_devmem_remove", file: "mm/hmm.c", exports: { "4.19": "EXPORT_SYMBOL", "4.20": "EXPORT_SYMBOL" }, proto: "void hmm_devmem_remove(struct hmm_devmem *devmem)" },
+  { name: "hmm_devmem_add", file: "mm/hmm.c", exports: GPL_IN_5_0, proto: "struct hmm_devmem *hmm_devmem_add(const struct hmm_devmem_ops *ops, struct device *device, unsigned long size)" },
+  { name: "hmm_devmem_add_resource", file: "mm/hmm.c", exports: GPL_IN_5_0, proto: "struct hmm_devmem *hmm_devmem_add_resource(const struct hmm_devmem_ops *ops, struct device *device, struct resource *res)" },
+  { name: "hmm_devmem_remove", file: "mm/hmm.c", exports: GONE_IN_5_0, proto: "void hmm_devmem_remove(struct hmm_devmem *devmem)" },
   // mm/hmm.c (spec R4.5): the mirror and snapshot API, EXPORT_SYMBOL in 4.19-5.0
   { name: "hmm_mirror_register", file: "mm/hmm.c", exports: P, proto: "int hmm_mirror_register(struct hmm_mirror *mirror, struct mm_struct *mm)" },
   { name: "hmm_mirror_unregister", file: "mm/hmm.c", exports: P, proto: "void hmm_mirror_unregister(struct hmm_mirror *mirror)" },

@@ -23,7 +23,7 @@ import { KERNEL_CONSTANTS } from "./constants.ts";
 import { HandleTable } from "./handles.ts";
 import { IsolateRuntime } from "./isolate.ts";
 import { checkSignature, get_modinfo, KoFormatError, parseKo, type KoImage } from "./ko.ts";
-import { exportClass, kernelSymbol, symbolCrc, type ExportClass } from "./ksymtab.ts";
+import { kernelSymbol, symbolCrc, type ExportClass } from "./ksymtab.ts";
 import { license_is_gpl_compatible } from "./license.ts";
 import { ArgError, kind, MAILBOX_BYTES, Marshal, type Xfer } from "./marshal.ts";
 import type { Kind } from "./abi.ts";
@@ -294,7 +294,7 @@ export class ModuleSubsystem {
       return true;
     };
     const ksym = kernelSymbol(name);
-    const cls = exportClass(name, version);
+    const cls = ksym?.exports[version];
     if (ksym && cls && check(cls)) return { owner: null, cls, crc: this.kconfig.MODVERSIONS ? symbolCrc(ksym, version) : null };
     for (const m of this.list) {
       if (m.state === "UNFORMED" || m === exclude) continue;
@@ -377,7 +377,7 @@ export class ModuleSubsystem {
         if (owner) externs.push({ name, owner });
       }
     }
-    const table: CallTable = [...apis.map((api) => ({ api })), ...externs];
+    const table: CallTable = [...apis.map(apiEntry), ...externs];
     const data = ["iomem_resource"].filter((s) => mod.image.imports.includes(s) && mod.symbols.has(s));
     const shimSource = generateShim({
       apis: apis.map((api, i) => ({ index: i + 1, api })),
@@ -439,7 +439,7 @@ export class ModuleSubsystem {
     if (index === CALL_SYMBOL) return this.#callGotSymbol(mod, args[0] as string, args.slice(1));
     if (!entry) throw new Error(`bad kernel call index ${index}`);
     if ("owner" in entry) return this.#callExport(entry.owner, entry.name, args);
-    return this.#callApi(mod, entry.api, args);
+    return this.#callApi(mod, entry, args);
   }
 
   /**
@@ -457,19 +457,18 @@ export class ModuleSubsystem {
         this.#pr(3, `kemu: ${mod.name}: a queued kernel call has a bad index ${q[i]}; the rest of the queue is dropped`);
         return;
       }
-      const n = kindsOf(entry.api).params.length;
+      const n = entry.params.length;
       const args = new Array<unknown>(n);
       for (let j = 0; j < n; j++) args[j] = q[i + 1 + j];
-      this.#callApi(mod, entry.api, args);
+      this.#callApi(mod, entry, args);
       i += 1 + n;
     }
   }
 
   /** A kernel function called by a module: arguments checked, the call made, its result out. */
-  #callApi(mod: Module, api: KApi, args: unknown[]): unknown {
+  #callApi(mod: Module, { api, params, ret }: ApiEntry, args: unknown[]): unknown {
     const k = this.#k;
     const marshal = mod.marshal!;
-    const { params, ret } = kindsOf(api);
     const x: Xfer = { off: 0, io: null };
     const n = args.length;
     const converted = new Array<unknown>(n);
@@ -565,7 +564,7 @@ export class ModuleSubsystem {
     if (owner) return this.#callExport(owner, name, args);
     // The arguments come untyped: kernel objects as {handle}, which the function's kinds read.
     const plain = args.map((a) => (a && typeof a === "object" && typeof (a as { handle?: unknown }).handle === "number" ? (a as { handle: number }).handle : a));
-    return this.#callApi(mod, kernelApi(name)!, plain);
+    return this.#callApi(mod, apiEntry(kernelApi(name)!), plain);
   }
 
   /** do_init_module(): run the top level and init; LIVE on success, freed on failure. */
@@ -893,13 +892,20 @@ export class ModuleSubsystem {
 }
 
 const ANY = kind("any");
-const apiKinds = new WeakMap<KApi, { params: Kind[]; ret: Kind }>();
 
-/** The kinds of a function's parameters (variadic ones read as "any") and result. */
-function kindsOf(api: KApi): { params: Kind[]; ret: Kind } {
-  let k = apiKinds.get(api);
-  if (!k) apiKinds.set(api, (k = { params: api.params.filter((p) => p !== "...any").map(kind), ret: kind(api.ret) }));
-  return k;
+/** A kernel function as a module's call table holds it: the kinds of its parameters
+ *  (variadic ones read as "any") and result, parsed once. */
+interface ApiEntry {
+  readonly api: KApi;
+  readonly params: readonly Kind[];
+  readonly ret: Kind;
+}
+const apiEntries = new WeakMap<KApi, ApiEntry>();
+
+function apiEntry(api: KApi): ApiEntry {
+  let e = apiEntries.get(api);
+  if (!e) apiEntries.set(api, (e = { api, params: api.params.filter((p) => p !== "...any").map(kind), ret: kind(api.ret) }));
+  return e;
 }
 
 /** A private copy of shared memory. */
@@ -915,7 +921,7 @@ function unshare(v: SharedArrayBuffer | ArrayBufferView): unknown {
 }
 
 /** A module's call table: index i + 1 is entry i, a kernel function or another module's export. */
-type CallTable = ({ api: KApi } | { name: string; owner: Module })[];
+type CallTable = (ApiEntry | { name: string; owner: Module })[];
 
 /** The module's code is not a module kemu can link (code.ts says why). */
 class CodeError extends Error {}

@@ -95,6 +95,15 @@ export function kind(spec: string): Kind {
   return k;
 }
 
+const structSchemas = new Map<string, readonly (readonly [string, Kind])[]>();
+
+/** The fields of a module-owned struct type (STRUCT_FIELDS) with their kinds, parsed once. */
+function structSchema(type: string): readonly (readonly [string, Kind])[] {
+  let s = structSchemas.get(type);
+  if (!s) structSchemas.set(type, (s = Object.entries(STRUCT_FIELDS[type] ?? {}).map(([name, spec]) => [name, kind(spec)] as const)));
+  return s;
+}
+
 /**
  * Calls a module's function by its id; `sig` tells the shim how to read the arguments;
  * `after` (the copy back of io: arrays) runs as soon as the call returns.
@@ -420,10 +429,9 @@ export class Marshal {
     if (entry.type !== type) throw new ArgError(`struct ${type} expected, but this object was used as a struct ${entry.type}`);
     if (w.f) {
       const fields: Record<string, unknown> = {};
-      const schema = STRUCT_FIELDS[type] ?? {};
       try {
-        for (const [name, spec] of Object.entries(schema)) {
-          if (name in w.f) fields[name] = this.in(kind(spec), w.f[name], x);
+        for (const [name, kd] of structSchema(type)) {
+          if (name in w.f) fields[name] = this.in(kd, w.f[name], x);
         }
       } catch (e) {
         entry.poisoned = true;
@@ -444,11 +452,6 @@ export class Marshal {
       }
     }
     return entry.obj;
-  }
-
-  /** The kernel's twin of the module's struct `id`, if the module ever passed it. */
-  twinOf(id: number): object | undefined {
-    return this.#structs.get(id)?.obj;
   }
 
   // ---- the module's functions --------------------------------------------------------------

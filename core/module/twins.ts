@@ -14,7 +14,6 @@ import { HmmMirror, type HmmMm, type HmmUpdate, HmmRange } from "../mm/hmm-mirro
 import type { VmArea, MmStruct } from "../mm/mm_types.ts";
 import { MiscDevice, type CharFileOperations } from "../fs/chrdev.ts";
 import type { Kernel } from "../kernel.ts";
-import type { Module } from "./module.ts";
 
 export interface StructTwin {
   create(c: CallCtx): object;
@@ -71,6 +70,19 @@ function resourceFrom(v: unknown): Resource | null {
   return new Resource(r.start, r.end, typeof r.name === "string" ? r.name : null, typeof r.flags === "number" ? r.flags : 0x200, typeof r.desc === "number" ? r.desc : 0);
 }
 
+/**
+ * An ops table as the kernel holds it: each field is what the module passed last (its
+ * function, or the module that owns it), NULL when the module's struct lacks the field.
+ */
+function opsTwin<T extends object>(fields: readonly (keyof T & string)[]): StructTwin {
+  return {
+    create: () => Object.fromEntries(fields.map((name) => [name, null])) as T,
+    update(obj, f) {
+      for (const name of fields) (obj as Record<string, unknown>)[name] = f[name] ?? null;
+    },
+  };
+}
+
 export const STRUCT_TWINS: Record<string, StructTwin> = {
   percpu_ref: { create: () => new PercpuRef() },
   completion: { create: () => new Completion() },
@@ -116,17 +128,7 @@ export const STRUCT_TWINS: Record<string, StructTwin> = {
       if ("fault" in f) o.fault = (f["fault"] as HmmDevmemOps["fault"]) ?? null;
     },
   },
-  file_operations: {
-    create: (): CharFileOperations => ({ owner: null, open: null, release: null, unlocked_ioctl: null, mmap: null }),
-    update(obj, f) {
-      const o = obj as CharFileOperations;
-      o.owner = (f["owner"] as Module | null | undefined) ?? null;
-      o.open = (f["open"] as CharFileOperations["open"]) ?? null;
-      o.release = (f["release"] as CharFileOperations["release"]) ?? null;
-      o.unlocked_ioctl = (f["unlocked_ioctl"] as CharFileOperations["unlocked_ioctl"]) ?? null;
-      o.mmap = (f["mmap"] as CharFileOperations["mmap"]) ?? null;
-    },
-  },
+  file_operations: opsTwin<CharFileOperations>(["owner", "open", "release", "unlocked_ioctl", "mmap"]),
   miscdevice: {
     create: () => new MiscDevice(),
     update(obj, f) {
@@ -139,14 +141,7 @@ export const STRUCT_TWINS: Record<string, StructTwin> = {
       if (typeof f["mode"] === "number") m.mode = f["mode"];
     },
   },
-  hmm_mirror_ops: {
-    create: (): HmmMirrorOpsTwin => ({ release: null, sync_cpu_device_pagetables: null }),
-    update(obj, f) {
-      const o = obj as HmmMirrorOpsTwin;
-      o.release = (f["release"] as HmmMirrorOpsTwin["release"]) ?? null;
-      o.sync_cpu_device_pagetables = (f["sync_cpu_device_pagetables"] as HmmMirrorOpsTwin["sync_cpu_device_pagetables"]) ?? null;
-    },
-  },
+  hmm_mirror_ops: opsTwin<HmmMirrorOpsTwin>(["release", "sync_cpu_device_pagetables"]),
   hmm_mirror: {
     create: () => {
       const holder: { ops: HmmMirrorOpsTwin | null } = { ops: null };
@@ -182,14 +177,7 @@ export const STRUCT_TWINS: Record<string, StructTwin> = {
     },
     ioField: (obj, name) => (name === "pfns" ? (obj as HmmRange).pfns : undefined),
   },
-  migrate_vma_ops: {
-    create: (): MigrateVmaOpsTwin => ({ alloc_and_copy: null, finalize_and_map: null }),
-    update(obj, f) {
-      const o = obj as MigrateVmaOpsTwin;
-      o.alloc_and_copy = (f["alloc_and_copy"] as MigrateVmaOpsTwin["alloc_and_copy"]) ?? null;
-      o.finalize_and_map = (f["finalize_and_map"] as MigrateVmaOpsTwin["finalize_and_map"]) ?? null;
-    },
-  },
+  migrate_vma_ops: opsTwin<MigrateVmaOpsTwin>(["alloc_and_copy", "finalize_and_map"]),
   platform_driver: {
     create: (): PlatformDriverTwin => ({ name: "", probe: null, remove: null, registered: null }),
     update(obj, f) {

@@ -6,37 +6,15 @@
 // Arrays are the module's: range->pfns, src[] and dst[] cross as copies, and come back when
 // the kernel (or the module's callback) wrote them (abi.ts io:f64).
 
-import { GFP_HIGHUSER } from "../../mm/gfp.ts";
 import type { HmmMirror, HmmRange } from "../../mm/hmm-mirror.ts";
 import { PAGE_SIZE, type Page } from "../../mm/memmap.ts";
-import { migrate_pfn_to_page, MIGRATE_PFN_LOCKED, type MigrateVmaOps } from "../../mm/migrate.ts";
+import {
+  lock_page, migrate_pfn_flags, migrate_pfn_to_page, MIGRATE_PFN_LOCKED, PageLocked, trylock_page, unlock_page, type MigrateVmaOps,
+} from "../../mm/migrate.ts";
 import type { MmStruct, VmArea } from "../../mm/mm_types.ts";
-import { PG_locked } from "../../mm/page-flags.ts";
 import { defineApis, type CallCtx } from "../api.ts";
 import { ArgError } from "../marshal.ts";
 import { mirrorOps, rangeTracked, type MigrateVmaOpsTwin } from "../twins.ts";
-
-function pageLocked(c: CallCtx, page: Page): boolean {
-  const sec = c.k.mm.memmap.section(page);
-  return (sec.flags[page - sec.startPfn]! & (1 << PG_locked)) !== 0;
-}
-
-function setLocked(c: CallCtx, page: Page, locked: boolean): void {
-  const sec = c.k.mm.memmap.section(page);
-  const i = page - sec.startPfn;
-  sec.flags[i] = locked ? sec.flags[i]! | (1 << PG_locked) : sec.flags[i]! & ~(1 << PG_locked);
-}
-
-function trylock_page(c: CallCtx, page: Page): boolean {
-  if (pageLocked(c, page)) return false;
-  setLocked(c, page, true);
-  return true;
-}
-
-/** lock_page(): a page someone else holds locked is waited for (and kemu has no one else). */
-function lock_page(c: CallCtx, page: Page): void {
-  if (!trylock_page(c, page)) c.k.sched.waitUntil(() => trylock_page(c, page), "lock_page");
-}
 
 /** The range's arrays and vma must be there: the kernel would dereference them. */
 function checkRange(range: HmmRange): HmmRange {
@@ -64,7 +42,7 @@ function checkDst(c: CallCtx, dst: Float64Array, npages: number, who: string): v
     if (v === 0) continue;
     const page = Number.isSafeInteger(v) && v > 0 ? migrate_pfn_to_page(v) : -2;
     if (page === -1) continue; // no page (0, MIGRATE_PFN_ERROR)
-    if (page >= 0 && mm.memmap.pfn_valid(page) && mm.page_ref_count(page) > 0 && (v % 2 ** 6 & MIGRATE_PFN_LOCKED) !== 0 && pageLocked(c, page)) continue;
+    if (page >= 0 && mm.memmap.pfn_valid(page) && mm.page_ref_count(page) > 0 && (migrate_pfn_flags(v) & MIGRATE_PFN_LOCKED) !== 0 && PageLocked(mm, page)) continue;
     c.k.printk(`\x013kemu: ${c.mod.name}: ${who}() set dst[${i}] to ${hex(v)}, which is not a locked page it holds; the entry is dropped\n`);
     dst[i] = 0;
   }
@@ -109,13 +87,7 @@ export const HMM_APIS = defineApis([
   },
   {
     name: "hmm_vma_alloc_locked_page", symbols: ["hmm_vma_alloc_locked_page"], params: ["o:vm_area_struct", "num"], ret: "page", proto: "struct page *hmm_vma_alloc_locked_page(struct vm_area_struct *vma, unsigned long addr)",
-    impl: (c: CallCtx, _vma: VmArea, _addr: number) => {
-      // alloc_page_vma(GFP_HIGHUSER, vma, addr): kemu has one node, so no policy to apply.
-      const page = c.k.mm.alloc_pages(GFP_HIGHUSER, 0);
-      if (page < 0) return null;
-      lock_page(c, page);
-      return page;
-    },
+    impl: (c: CallCtx, vma: VmArea, addr: number) => c.k.hmm.hmm_vma_alloc_locked_page(vma, addr),
   },
   {
     name: "migrate_vma", symbols: ["migrate_vma"], params: ["s:migrate_vma_ops", "o?:vm_area_struct", "num", "num", "io:f64", "io:f64", "p"], ret: "int",
@@ -142,17 +114,17 @@ export const HMM_APIS = defineApis([
       return mm.migration.migrate_vma(host, vma, start, end, src, dst, priv);
     },
   },
-  { name: "lock_page", symbols: ["__lock_page"], params: ["page"], ret: "void", proto: "static inline void lock_page(struct page *page)", impl: lock_page },
-  { name: "trylock_page", symbols: [], params: ["page"], ret: "bool", proto: "static inline int trylock_page(struct page *page)", impl: trylock_page },
+  { name: "lock_page", symbols: ["__lock_page"], params: ["page"], ret: "void", proto: "static inline void lock_page(struct page *page)", impl: (c: CallCtx, page: Page) => lock_page(c.k.mm, page) },
+  { name: "trylock_page", symbols: [], params: ["page"], ret: "bool", proto: "static inline int trylock_page(struct page *page)", impl: (c: CallCtx, page: Page) => trylock_page(c.k.mm, page) },
   {
     name: "unlock_page", symbols: ["unlock_page"], params: ["page"], ret: "void", proto: "void unlock_page(struct page *page)",
     impl: (c: CallCtx, page: Page) => {
       // VM_BUG_ON_PAGE(!PageLocked(page), page) under CONFIG_DEBUG_VM.
-      if (!pageLocked(c, page)) throw new ArgError(`page ${hex(page)} is not locked`);
-      setLocked(c, page, false);
+      if (!PageLocked(c.k.mm, page)) throw new ArgError(`page ${hex(page)} is not locked`);
+      unlock_page(c.k.mm, page);
     },
   },
-  { name: "PageLocked", symbols: [], params: ["page"], ret: "bool", proto: "static __always_inline int PageLocked(struct page *page)", impl: pageLocked },
+  { name: "PageLocked", symbols: [], params: ["page"], ret: "bool", proto: "static __always_inline int PageLocked(struct page *page)", impl: (c: CallCtx, page: Page) => PageLocked(c.k.mm, page) },
   {
     name: "copy_highpage", symbols: ["copy_page"], params: ["page", "page"], ret: "void", proto: "static inline void copy_highpage(struct page *to, struct page *from)",
     impl: (c: CallCtx, to: Page, from: Page) => {
