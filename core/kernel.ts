@@ -29,6 +29,7 @@ import { readFile } from "node:fs/promises";
 import { Processes, type Process } from "./kernel/process.ts";
 import { proc_pid_status, show_maps } from "./fs/task_mmu.ts";
 import { MiscDevices } from "./fs/chrdev.ts";
+import { Devtmpfs } from "./fs/devtmpfs.ts";
 
 export type KernelState = "booting" | "running" | "halted";
 
@@ -50,6 +51,8 @@ export class Kernel {
   /** User processes (k.spawn()). */
   readonly processes: Processes;
   /** Character devices drivers register with misc_register() (/dev/NAME). */
+  /** The /dev nodes of registered devices. */
+  readonly devtmpfs = new Devtmpfs();
   readonly misc: MiscDevices;
   /** Tapable hook sets, fixed at construction (principle 5). */
   readonly hooks: Readonly<{

@@ -8,7 +8,7 @@
 // until its last fput(), which calls ->release. ioctl() goes to ->unlocked_ioctl
 // (vfs_ioctl: -ENOTTY without one, and for -ENOIOCTLCMD).
 
-import { EBUSY, EEXIST, EINVAL, ENODEV, ENOENT, ENOTTY } from "../errno.ts";
+import { EBUSY, EEXIST, EINVAL, ENODEV, ENOTTY } from "../errno.ts";
 import type { Kernel } from "../kernel.ts";
 import { Device } from "../base/device.ts";
 import type { Module } from "../module/module.ts";
@@ -131,6 +131,7 @@ export class MiscDevices {
     misc.owner = owner;
     misc.listed = true;
     this.list.unshift(misc);
+    k.devtmpfs.create_node(misc.name, (path, flags) => this.open(misc, path, flags));
     return 0;
   }
 
@@ -143,17 +144,12 @@ export class MiscDevices {
     }
     this.list.splice(this.list.indexOf(misc), 1);
     misc.listed = false;
+    k.devtmpfs.delete_node(misc.name);
     if (misc.this_device) k.base.device_unregister(misc.this_device);
     misc.this_device = null;
     const i = DYNAMIC_MINORS - misc.minor - 1;
     if (i < DYNAMIC_MINORS && i >= 0) this.#dynamic.delete(i);
     misc.owner = null;
-  }
-
-  /** The device behind /dev/NAME, if there is one. */
-  lookup(path: string): MiscDevice | undefined {
-    const m = /^\/dev\/([^/]+)$/.exec(path);
-    return m ? this.list.find((c) => c.name === m[1]) : undefined;
   }
 
   /** /proc/misc: "%3i %s" per device, newest first. */
@@ -162,14 +158,12 @@ export class MiscDevices {
   }
 
   /**
-   * open(2) of a device node: the file, or -ENOENT (no such node), -ENODEV (its module is
-   * going), -EINVAL (O_ACCMODE 3), or what ->open returned.
+   * open(2) of the device's node (/dev/NAME through devtmpfs): the file, or -ENODEV (its
+   * module is going), -EINVAL (O_ACCMODE 3), or what ->open returned.
    */
-  open(path: string, flags: number): File | number {
+  open(misc: MiscDevice, path: string, flags: number): File | number {
     const k = this.#k;
-    const misc = this.lookup(path);
-    if (!misc || !misc.inode) return -ENOENT;
-    const inode = misc.inode;
+    const inode = misc.inode!;
     // chrdev_open() -> misc_open(): the device by minor, and fops_get().
     const fops = misc.fops;
     if (!fops) return -ENODEV;

@@ -196,13 +196,13 @@ export class Process implements Task {
   }
 
   /**
-   * open(2) of a device node (/dev/NAME of a registered misc device): the new fd. ENOENT when
-   * there is no such node; otherwise what the driver's ->open returned.
+   * open(2) of a device node (/dev/NAME of a registered device, through devtmpfs): the new
+   * fd. ENOENT when there is no such node; otherwise what the driver's ->open returned.
    */
   open(path: string, flags: number): number {
     return this.#syscall("open", () => {
       if (typeof path !== "string" || !Number.isSafeInteger(flags)) throw errnoError("open", -EINVAL);
-      const file = this.k.misc.open(path, flags);
+      const file = this.k.devtmpfs.open(path, flags);
       if (typeof file === "number") throw errnoError("open", file);
       return this.fd_install(file);
     });

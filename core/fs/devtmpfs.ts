@@ -1,0 +1,46 @@
+// devtmpfs: the /dev nodes of registered devices (drivers/base/devtmpfs.c). Each kind of
+// device (misc, char regions, block disks) adds a node when its device is added and removes
+// it when the device goes; open(2) of /dev/NAME reaches the device's own open path.
+
+import { EEXIST, ENOENT } from "../errno.ts";
+import type { File } from "./file.ts";
+
+/** What a node opens: the file, or a negative errno. */
+export type DevNodeOpen = (path: string, flags: number) => File | number;
+
+export class Devtmpfs {
+  readonly #nodes = new Map<string, DevNodeOpen>();
+
+  /** devtmpfs_create_node(): -EEXIST when the name is taken. `name` is relative to /dev. */
+  create_node(name: string, open: DevNodeOpen): number {
+    if (this.#nodes.has(name)) return -EEXIST;
+    this.#nodes.set(name, open);
+    return 0;
+  }
+
+  /** devtmpfs_delete_node() */
+  delete_node(name: string): void {
+    this.#nodes.delete(name);
+  }
+
+  /** Is there a node /dev/NAME? */
+  has(path: string): boolean {
+    return this.#nodes.has(nodeName(path) ?? "");
+  }
+
+  /** open(2) of a path under /dev: -ENOENT when there is no such node. */
+  open(path: string, flags: number): File | number {
+    const name = nodeName(path);
+    const open = name === null ? undefined : this.#nodes.get(name);
+    return open ? open(path, flags) : -ENOENT;
+  }
+
+  /** Node names, sorted (ls /dev). */
+  list(): string[] {
+    return [...this.#nodes.keys()].sort();
+  }
+}
+
+function nodeName(path: string): string | null {
+  return path.startsWith("/dev/") && path.length > 5 ? path.slice(5) : null;
+}
