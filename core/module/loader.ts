@@ -458,16 +458,19 @@ export class ModuleSubsystem {
         return;
       }
       const n = entry.params.length;
-      const args = new Array<unknown>(n);
-      for (let j = 0; j < n; j++) args[j] = q[i + 1 + j];
-      this.#callApi(mod, entry, args);
+      if (entry.scalar) {
+        this.#callScalar(mod, entry, q[i + 1], q[i + 2], q[i + 3]);
+      } else {
+        const args = new Array<unknown>(n);
+        for (let j = 0; j < n; j++) args[j] = q[i + 1 + j];
+        this.#callApi(mod, entry, args);
+      }
       i += 1 + n;
     }
   }
 
   /** A kernel function called by a module: arguments checked, the call made, its result out. */
   #callApi(mod: Module, { api, params, ret }: ApiEntry, args: unknown[]): unknown {
-    const k = this.#k;
     const marshal = mod.marshal!;
     const x: Xfer = { off: 0, io: null };
     const n = args.length;
@@ -482,28 +485,14 @@ export class ModuleSubsystem {
         refused ??= e;
       }
     }
-    if (refused) {
-      this.#pr(3, `kemu: ${mod.name}: ${api.name}(): ${refused.message}; call refused`);
-      return marshal.out(ret, errorValue(ret));
-    }
-    let r: unknown;
-    // On kemu's call trace while it runs (bugs.frame(), without a closure per call).
-    const stack = k.bugs.stack;
+    if (refused) return this.#refuse(mod, api, refused, ret);
+    const stack = this.#k.bugs.stack;
     stack.push(api.name);
+    let r: unknown;
     try {
       r = api.impl(marshal.ctx, ...converted);
     } catch (e) {
-      if (e instanceof ArgError) {
-        this.#pr(3, `kemu: ${mod.name}: ${api.name}(): ${e.message}; call refused`);
-        return marshal.out(ret, errorValue(ret));
-      }
-      // The kernel oopsed or the task hung inside this call: the report is out; the module
-      // that made the call is contained when control comes back out of it.
-      if (e instanceof KernelOops || e instanceof HungTaskError) {
-        mod.kernelFault = true;
-        mod.runtime?.kill(new DriverFault("dead", `killed in ${api.name}()`));
-      }
-      throw e;
+      return this.#implFailed(mod, api, e, ret);
     } finally {
       stack.pop();
     }
@@ -511,6 +500,52 @@ export class ModuleSubsystem {
     const io = x.io;
     const wr = marshal.out(ret, r, x);
     return io ? marshal.ioToModule(x, wr) : wr;
+  }
+
+  /**
+   * A queued call whose parameters are all scalars (at most 3): #callApi without the
+   * per-call arrays, for the per-page calls (get_page, lock_page, copy_highpage) that
+   * drivers make by the thousand.
+   */
+  #callScalar(mod: Module, entry: ApiEntry, a: unknown, b: unknown, c: unknown): void {
+    const { api, params } = entry;
+    const marshal = mod.marshal!;
+    const n = params.length;
+    try {
+      if (n > 0) a = marshal.in(params[0]!, a);
+      if (n > 1) b = marshal.in(params[1]!, b);
+      if (n > 2) c = marshal.in(params[2]!, c);
+    } catch (e) {
+      if (!(e instanceof ArgError)) throw e;
+      this.#refuse(mod, api, e, entry.ret);
+      return;
+    }
+    const stack = this.#k.bugs.stack;
+    stack.push(api.name);
+    try {
+      api.impl(marshal.ctx, a, b, c);
+    } catch (e) {
+      this.#implFailed(mod, api, e, entry.ret);
+    } finally {
+      stack.pop();
+    }
+  }
+
+  #refuse(mod: Module, api: KApi, e: ArgError, ret: Kind): unknown {
+    this.#pr(3, `kemu: ${mod.name}: ${api.name}(): ${e.message}; call refused`);
+    return mod.marshal!.out(ret, errorValue(ret));
+  }
+
+  /** What a kernel function threw: a refusal, or an oops/hang that dooms the calling module. */
+  #implFailed(mod: Module, api: KApi, e: unknown, ret: Kind): unknown {
+    if (e instanceof ArgError) return this.#refuse(mod, api, e, ret);
+    // The kernel oopsed or the task hung inside this call: the report is out; the module
+    // that made the call is contained when control comes back out of it.
+    if (e instanceof KernelOops || e instanceof HungTaskError) {
+      mod.kernelFault = true;
+      mod.runtime?.kill(new DriverFault("dead", `killed in ${api.name}()`));
+    }
+    throw e;
   }
 
   /**
@@ -899,12 +934,18 @@ interface ApiEntry {
   readonly api: KApi;
   readonly params: readonly Kind[];
   readonly ret: Kind;
+  /** At most 3 parameters, all numbers (#callScalar). */
+  readonly scalar: boolean;
 }
 const apiEntries = new WeakMap<KApi, ApiEntry>();
 
 function apiEntry(api: KApi): ApiEntry {
   let e = apiEntries.get(api);
-  if (!e) apiEntries.set(api, (e = { api, params: api.params.filter((p) => p !== "...any").map(kind), ret: kind(api.ret) }));
+  if (!e) {
+    const params = api.params.filter((p) => p !== "...any").map(kind);
+    const scalar = params.length <= 3 && params.length === api.params.length && params.every((p) => p.t === "int" || p.t === "num" || p.t === "page");
+    apiEntries.set(api, (e = { api, params, ret: kind(api.ret), scalar }));
+  }
   return e;
 }
 
