@@ -2,8 +2,12 @@
 // A bad value fails with an error that names the field and says what would be accepted.
 
 import { createPublicKey } from "node:crypto";
+import { fileURLToPath } from "node:url";
 import { EINVAL, KernelError } from "./errno.ts";
 import { isKernelVersion, KERNEL_VERSIONS, type KernelVersion } from "./version.ts";
+
+/** `kemu modules` installs the in-tree drivers here (build/drivers of the tree). */
+export const MODULES_DIR = fileURLToPath(new URL("../build/drivers", import.meta.url));
 
 export const PAGE_SHIFT = 12;
 export const PAGE_SIZE = 1 << PAGE_SHIFT;
@@ -55,6 +59,11 @@ export interface BootConfig {
   moduleHeap?: Size;
   /** Time limit of each call into an isolated module, in ms (default 1000). */
   moduleTimeoutMs?: number;
+  /** udev: modprobe the in-tree drivers of the configured devices at boot, and of each device
+   *  added later (default true). */
+  autoload?: boolean;
+  /** Where `kemu modules` installed the in-tree drivers (default: build/drivers of the tree). */
+  modulesDir?: string;
 }
 
 export const KCONFIG_OPTIONS = ["MODULE_SIG", "MODULE_SIG_FORCE", "MODVERSIONS", "MODULE_FORCE_LOAD", "MODULE_FORCE_UNLOAD"] as const;
@@ -82,6 +91,8 @@ export interface ResolvedConfig {
   moduleSigKeys: string[];
   moduleHeapMiB: number;
   moduleTimeoutMs: number;
+  autoload: boolean;
+  modulesDir: string;
 }
 
 /** A boot configuration error; `field` names the offending key, e.g. "pmem[1].size". */
@@ -152,7 +163,7 @@ export function hex(n: number): string {
 
 const TOP_KEYS = [
   "version", "memory", "pmem", "reserved", "physBits", "seed", "logBufLen", "console", "debugVm", "kconfig", "moduleSigKeys",
-  "moduleHeap", "moduleTimeoutMs",
+  "moduleHeap", "moduleTimeoutMs", "autoload", "modulesDir",
 ] as const;
 
 /** Parse and check a boot configuration; throws ConfigError naming the first bad field. */
@@ -252,8 +263,13 @@ export function resolveConfig(input: BootConfig = {}): ResolvedConfig {
     throw new ConfigError("moduleTimeoutMs", "expected an integer number of milliseconds from 1 to 600000");
   }
 
+  const autoload = cfg["autoload"] ?? true;
+  if (typeof autoload !== "boolean") throw new ConfigError("autoload", `expected true or false, got ${JSON.stringify(autoload)}`);
+  const modulesDir = cfg["modulesDir"] ?? MODULES_DIR;
+  if (typeof modulesDir !== "string" || !modulesDir) throw new ConfigError("modulesDir", `expected a directory path, got ${JSON.stringify(modulesDir)}`);
+
   return {
     version, memory, pmem, reserved, physBits, seed, logBufLen, console: consoleFn, debugVm, kconfig, moduleSigKeys: keys,
-    moduleHeapMiB: heap / SZ_1M, moduleTimeoutMs: timeout,
+    moduleHeapMiB: heap / SZ_1M, moduleTimeoutMs: timeout, autoload, modulesDir,
   };
 }

@@ -30,6 +30,7 @@ import { Processes, type Process } from "./kernel/process.ts";
 import { proc_pid_status, show_maps } from "./fs/task_mmu.ts";
 import { MiscDevices } from "./fs/chrdev.ts";
 import { Devtmpfs } from "./fs/devtmpfs.ts";
+import { Kmod } from "./kernel/kmod.ts";
 
 export type KernelState = "booting" | "running" | "halted";
 
@@ -53,6 +54,8 @@ export class Kernel {
   /** Character devices drivers register with misc_register() (/dev/NAME). */
   /** The /dev nodes of registered devices. */
   readonly devtmpfs = new Devtmpfs();
+  /** modprobe and udev's autoload of in-tree drivers. */
+  readonly kmod: Kmod;
   readonly misc: MiscDevices;
   /** Tapable hook sets, fixed at construction (principle 5). */
   readonly hooks: Readonly<{
@@ -110,6 +113,7 @@ export class Kernel {
     this.platform = new PlatformBus(this);
     this.hmm = new Hmm(this);
     this.misc = new MiscDevices(this);
+    this.kmod = new Kmod(this, config.modulesDir);
     this.proc = new ProcFs(this);
     this.processes = new Processes(this);
   }
@@ -118,6 +122,8 @@ export class Kernel {
   static async boot(config: BootConfig = {}): Promise<Kernel> {
     const k = new Kernel(resolveConfig(config));
     k.#boot();
+    // systemd-udevd coldplug: the drivers of the devices the firmware presented.
+    if (k.config.autoload) await k.kmod.settle();
     return k;
   }
 
@@ -262,7 +268,17 @@ export class Kernel {
       });
     } finally {
       this.settle();
+      // udevd: the devices the module added get their drivers.
+      if (this.config.autoload) await this.kmod.settle();
     }
+  }
+
+  /**
+   * modprobe NAME|ALIAS: the in-tree module (from `kemu modules`' build/drivers/<version>)
+   * and the modules it depends on, those first; returns the modules it loaded.
+   */
+  modprobe(nameOrAlias: string, opts: InsmodOptions = {}): Promise<Module[]> {
+    return this.kmod.modprobe(nameOrAlias, opts);
   }
 
   /**

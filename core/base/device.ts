@@ -67,6 +67,8 @@ export class Device {
   release: (() => void) | null = null;
   /** dev->kobj.kref: device_initialize() starts it at 1. */
   refcount = 1;
+  /** The MODALIAS of its "add" uevent (bus->uevent), which udev modprobes; null for none. */
+  modalias: string | null = null;
 
   constructor(name: string, opts: { parent?: Device | null; matchName?: string; className?: string } = {}) {
     this.name = name;

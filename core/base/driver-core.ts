@@ -53,6 +53,8 @@ export class DriverCore {
       bus.devices.push(dev);
       this.device_attach(dev);
     }
+    // kobject_uevent(KOBJ_ADD): udev loads a driver for what is left unbound.
+    this.#k.kmod.uevent(dev);
     return 0;
   }
 

@@ -62,6 +62,8 @@ export class PlatformBus {
     if (!buf) return -ENOMEM;
     const dev = new Device(devName, { matchName: name });
     const pdev = new PlatformDevice(name, realId, dev);
+    // platform_uevent(): "MODALIAS=platform:%s" of the name without its id.
+    dev.modalias = `platform:${name}`;
     dev.release = () => {
       object_gone(pdev);
       this.#k.mm.kfree(buf);

@@ -8,9 +8,10 @@ import { checkCommand } from "./check.ts";
 import { UsageError, type Command } from "./command.ts";
 import { demo } from "./demo.ts";
 import { modinfoCommand } from "./modinfo.ts";
+import { modulesCommand } from "./modules.ts";
 import { newCommand } from "./new.ts";
 
-const COMMANDS: readonly Command[] = [bootCommand, buildCommand, modinfoCommand, checkCommand, newCommand, bench, demo];
+const COMMANDS: readonly Command[] = [bootCommand, buildCommand, modulesCommand, modinfoCommand, checkCommand, newCommand, bench, demo];
 
 function usage(): string {
   const width = Math.max(...COMMANDS.map((c) => c.name.length));

@@ -22,10 +22,11 @@ export interface BootOptions {
 /**
  * Boot a kernel for the current test. When the test ends the invariant checker runs (it must
  * report nothing), the kernel shuts down, which unloads every module, and nothing may have
- * leaked since the end of boot.
+ * leaked since the end of boot. Unlike Kernel.boot(), no in-tree driver loads on its own
+ * (autoload false), so the test decides what runs: pass `autoload: true` for udev.
  */
 export async function boot(config: BootConfig = {}, opts: BootOptions = {}): Promise<Kernel> {
-  const k = await Kernel.boot(config);
+  const k = await Kernel.boot({ autoload: false, ...config });
   onTestFinished(async () => {
     if (!opts.expectInvariantFailures) expect(k.checkInvariants(), "invariants before shutdown").toEqual([]);
     await k.shutdown();
