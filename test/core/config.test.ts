@@ -3,7 +3,7 @@
 // rejects the promise Kernel.boot() returned and leaves nothing behind.
 
 import { describe, expect, it } from "vitest";
-import { memparse, resolveConfig } from "../../core/config.ts";
+import { memparse, MODULES_DIR, resolveConfig } from "../../core/config.ts";
 import { EINVAL, KernelError } from "../../core/errno.ts";
 import { boot, bootError } from "../helpers/kernel.ts";
 
@@ -13,7 +13,7 @@ const G = 2 ** 30;
 const T = 2 ** 40;
 const P = 2 ** 50;
 
-const TOP_KEYS = "version, memory, pmem, reserved, physBits, seed, logBufLen, console, debugVm, kconfig, moduleSigKeys, moduleHeap, moduleTimeoutMs";
+const TOP_KEYS = "version, memory, pmem, reserved, physBits, seed, logBufLen, console, debugVm, kconfig, moduleSigKeys, moduleHeap, moduleTimeoutMs, autoload, modulesDir";
 const SIZE_HINT = '(bytes, or a number with K, M, G, T, P or E, e.g. "4G")';
 
 /** The failure must name `field` and carry exactly `message`. */
@@ -86,6 +86,8 @@ describe("defaults and accepted forms", () => {
       moduleSigKeys: [],
       moduleHeapMiB: 64,
       moduleTimeoutMs: 1000,
+      autoload: true,
+      modulesDir: MODULES_DIR,
     });
     expect(resolveConfig()).toEqual(c);
   });
@@ -138,6 +140,12 @@ describe("Kernel.boot rejects a bad config with a ConfigError", () => {
     await expectConfigError({ colour: "blue" }, "colour", `unknown key (expected one of: ${TOP_KEYS})`);
     // keys are case-sensitive
     await expectConfigError({ Memory: "1G" }, "Memory", `unknown key (expected one of: ${TOP_KEYS})`);
+  });
+
+  it("takes autoload as a boolean and modulesDir as a path", async () => {
+    expect(resolveConfig({ autoload: false, modulesDir: "/tmp/mods" })).toMatchObject({ autoload: false, modulesDir: "/tmp/mods" });
+    await expectConfigError({ autoload: "yes" }, "autoload", 'expected true or false, got "yes"');
+    await expectConfigError({ modulesDir: "" }, "modulesDir", 'expected a directory path, got ""');
   });
 
   it("names an unknown nested key with its path", async () => {
