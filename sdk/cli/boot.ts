@@ -20,20 +20,27 @@ const PRINTABLE: Record<string, string> = {
   "kemu-modules": "/proc/kemu/modules",
 };
 
-const HELP = `Usage: kemu boot [options]
-
-Boot an emulated kernel, run an optional script against it, print the requested views,
-and shut it down again.
-
-Options:
-  --kernel V           kernel version profile: 4.19, 4.20 or 5.0 (default 5.0)
+/** The help lines of MACHINE_OPTIONS. */
+export const MACHINE_HELP = `  --kernel V           kernel version profile: 4.19, 4.20 or 5.0 (default 5.0)
   --memory SIZE        System RAM, e.g. 1G, 512M (default 1G)
   --pmem SPEC          a persistent-memory region, repeatable: SIZE[@START][:FILE],
                        e.g. 4G or 4G@0x140000000:pmem0.img
   --reserved SPEC      a firmware-reserved range, repeatable: SIZE@START
   --seed N             seed for everything random (default 0)
   --kconfig LIST       comma-separated options to turn on: ${KCONFIG_OPTIONS.join(", ")}
-  --insmod FILE        load a module after boot, repeatable: a built .ko, or a driver's
+  --no-autoload        no udev: the in-tree drivers of the devices do not load on their
+                       own (\`kemu modules\` installs them in build/drivers)
+  --modules-dir DIR    where modprobe and udev find modules (DIR/<version>/modules.dep;
+                       default: build/drivers of the kemu tree)
+`;
+
+const HELP = `Usage: kemu boot [options]
+
+Boot an emulated kernel, run an optional script against it, print the requested views,
+and shut it down again.
+
+Options:
+${MACHINE_HELP}  --insmod FILE        load a module after boot, repeatable: a built .ko, or a driver's
                        .ts source, built first for --kernel; a module modpost or the
                        kernel refuses prints their lines, boot goes on with the next,
                        and the exit status is 1
@@ -46,19 +53,65 @@ Exit status: 0 on success, 1 when the kernel refused the configuration or the sc
 failed, 2 for bad usage.
 `;
 
-function pmemSpec(spec: string): PmemConfig {
+function pmemSpec(cmd: string, spec: string): PmemConfig {
   const m = /^([^@:]+)(?:@([^:]+))?(?::(.+))?$/.exec(spec);
-  if (!m) throw new UsageError(`boot: --pmem '${spec}' is not SIZE[@START][:FILE]`);
+  if (!m) throw new UsageError(`${cmd}: --pmem '${spec}' is not SIZE[@START][:FILE]`);
   const p: PmemConfig = { size: m[1]! };
   if (m[2]) p.start = m[2];
   if (m[3]) p.file = m[3];
   return p;
 }
 
-function reservedSpec(spec: string): ReservedConfig {
+function reservedSpec(cmd: string, spec: string): ReservedConfig {
   const m = /^([^@]+)@(.+)$/.exec(spec);
-  if (!m) throw new UsageError(`boot: --reserved '${spec}' is not SIZE@START`);
+  if (!m) throw new UsageError(`${cmd}: --reserved '${spec}' is not SIZE@START`);
   return { size: m[1]!, start: m[2]! };
+}
+
+/** The options that describe the machine, shared by kemu boot and kemu shell. */
+export const MACHINE_OPTIONS = {
+  kernel: { type: "string" },
+  memory: { type: "string" },
+  pmem: { type: "string", multiple: true },
+  reserved: { type: "string", multiple: true },
+  seed: { type: "string" },
+  kconfig: { type: "string" },
+  "no-autoload": { type: "boolean" },
+  "modules-dir": { type: "string" },
+} as const;
+
+export interface MachineValues {
+  kernel?: string | undefined;
+  memory?: string | undefined;
+  pmem?: string[] | undefined;
+  reserved?: string[] | undefined;
+  seed?: string | undefined;
+  kconfig?: string | undefined;
+  "no-autoload"?: boolean | undefined;
+  "modules-dir"?: string | undefined;
+}
+
+/** The boot config the machine options describe; `cmd` names the command in usage errors. */
+export function machineConfig(cmd: string, values: MachineValues): BootConfig {
+  const config: BootConfig = {};
+  if (values.kernel !== undefined) config.version = values.kernel;
+  if (values.memory !== undefined) config.memory = values.memory;
+  if (values.pmem) config.pmem = values.pmem.map((s) => pmemSpec(cmd, s));
+  if (values.reserved) config.reserved = values.reserved.map((s) => reservedSpec(cmd, s));
+  if (values.seed !== undefined) {
+    if (!/^\d+$/.test(values.seed)) throw new UsageError(`${cmd}: --seed '${values.seed}' is not a non-negative integer`);
+    config.seed = Number(values.seed);
+  }
+  if (values.kconfig !== undefined) {
+    const on = values.kconfig.split(",").map((s) => s.trim()).filter(Boolean);
+    for (const o of on) {
+      if (!(KCONFIG_OPTIONS as readonly string[]).includes(o)) throw new UsageError(`${cmd}: --kconfig: unknown option '${o}' (choose from ${KCONFIG_OPTIONS.join(", ")})`);
+    }
+    config.kconfig = Object.fromEntries(on.map((o) => [o as KconfigOption, true]));
+  }
+  if (values["no-autoload"]) config.autoload = false;
+  if (values["modules-dir"] !== undefined) config.modulesDir = values["modules-dir"];
+  return config;
 }
 
 export const bootCommand: Command = {
@@ -67,12 +120,7 @@ export const bootCommand: Command = {
   help: HELP,
   async run(argv) {
     const { values } = parse("boot", argv, {
-      kernel: { type: "string" },
-      memory: { type: "string" },
-      pmem: { type: "string", multiple: true },
-      reserved: { type: "string", multiple: true },
-      seed: { type: "string" },
-      kconfig: { type: "string" },
+      ...MACHINE_OPTIONS,
       insmod: { type: "string", multiple: true },
       run: { type: "string" },
       print: { type: "string" },
@@ -81,23 +129,7 @@ export const bootCommand: Command = {
     for (const p of prints) {
       if (!(p in PRINTABLE)) throw new UsageError(`boot: --print: unknown view '${p}' (choose from ${Object.keys(PRINTABLE).join(", ")})`);
     }
-    const config: BootConfig = {};
-    if (values.kernel !== undefined) config.version = values.kernel;
-    if (values.memory !== undefined) config.memory = values.memory;
-    if (values.pmem) config.pmem = values.pmem.map(pmemSpec);
-    if (values.reserved) config.reserved = values.reserved.map(reservedSpec);
-    if (values.seed !== undefined) {
-      if (!/^\d+$/.test(values.seed)) throw new UsageError(`boot: --seed '${values.seed}' is not a non-negative integer`);
-      config.seed = Number(values.seed);
-    }
-    if (values.kconfig !== undefined) {
-      const on = values.kconfig.split(",").map((s) => s.trim()).filter(Boolean);
-      for (const o of on) {
-        if (!(KCONFIG_OPTIONS as readonly string[]).includes(o)) throw new UsageError(`boot: --kconfig: unknown option '${o}' (choose from ${KCONFIG_OPTIONS.join(", ")})`);
-      }
-      config.kconfig = Object.fromEntries(on.map((o) => [o as KconfigOption, true]));
-    }
-    const k = await Kernel.boot(config);
+    const k = await Kernel.boot(machineConfig("boot", values));
     let status = 0;
     // Modules built here link against the Module.symvers of those loaded before them.
     const symvers: string[] = [];

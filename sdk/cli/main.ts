@@ -10,8 +10,9 @@ import { demo } from "./demo.ts";
 import { modinfoCommand } from "./modinfo.ts";
 import { modulesCommand } from "./modules.ts";
 import { newCommand } from "./new.ts";
+import { shellCommand } from "./shell.ts";
 
-const COMMANDS: readonly Command[] = [bootCommand, buildCommand, modulesCommand, modinfoCommand, checkCommand, newCommand, bench, demo];
+const COMMANDS: readonly Command[] = [bootCommand, buildCommand, modulesCommand, shellCommand, modinfoCommand, checkCommand, newCommand, bench, demo];
 
 function usage(): string {
   const width = Math.max(...COMMANDS.map((c) => c.name.length));

@@ -41,6 +41,8 @@ export interface RunOptions {
   cwd?: string;
   /** Variables added to childEnv()'s. */
   env?: NodeJS.ProcessEnv;
+  /** What the process reads on stdin (a pipe, closed after it); nothing by default. */
+  input?: string;
 }
 
 /** `file ARGS` in childEnv(), its output collected as text. */
@@ -53,6 +55,7 @@ export function run(file: string, args: string[], opts: RunOptions = {}): Promis
     p.stderr.setEncoding("utf8").on("data", (d: string) => (stderr += d));
     p.on("error", reject);
     p.on("close", (status) => resolve({ status, stdout, stderr }));
+    p.stdin.end(opts.input ?? "");
   });
 }
 
