@@ -25,6 +25,20 @@ export interface PmemConfig {
   file?: string;
   /** e820 type 12 "Persistent Memory (legacy)" instead of type 7. */
   legacy?: boolean;
+  /**
+   * What `ndctl create-namespace -m MODE` would have written into the namespace's info block
+   * (default "fsdax"): "fsdax" (a pfn info block: /dev/pmemN with struct pages), "devdax" (a
+   * dax info block, for dax_pmem) or "raw" (none: /dev/pmemN without struct pages).
+   */
+  mode?: PmemMode;
+}
+
+export const PMEM_MODES = ["fsdax", "devdax", "raw"] as const;
+export type PmemMode = (typeof PMEM_MODES)[number];
+
+export interface GpuConfig {
+  /** VRAM size: bytes or a memparse string ("512M"); a multiple of 2 MiB, at least 2M. */
+  vram: Size;
 }
 
 export interface ReservedConfig {
@@ -41,6 +55,8 @@ export interface BootConfig {
   pmem?: PmemConfig[];
   /** e820 reserved ranges; where they overlap RAM they punch holes in it. */
   reserved?: ReservedConfig[];
+  /** PCI GPUs (NVIDIA, nouveau-like), one function each on bus 0000:00 (core/base/pci.ts). */
+  gpus?: GpuConfig[];
   /** x86_phys_bits: iomem_resource ends at 2^physBits - 1 (default 46, 36..52). */
   physBits?: number;
   /** Seed for everything random (oops ids, hashes); default 0. */
@@ -75,6 +91,12 @@ export interface ResolvedPmem {
   size: number;
   file: string | undefined;
   legacy: boolean;
+  mode: PmemMode;
+}
+
+export interface ResolvedGpu {
+  index: number;
+  vram: number;
 }
 
 export interface ResolvedConfig {
@@ -82,6 +104,7 @@ export interface ResolvedConfig {
   memory: number;
   pmem: ResolvedPmem[];
   reserved: { index: number; start: number; size: number }[];
+  gpus: ResolvedGpu[];
   physBits: number;
   seed: number;
   logBufLen: number;
@@ -162,7 +185,7 @@ export function hex(n: number): string {
 }
 
 const TOP_KEYS = [
-  "version", "memory", "pmem", "reserved", "physBits", "seed", "logBufLen", "console", "debugVm", "kconfig", "moduleSigKeys",
+  "version", "memory", "pmem", "reserved", "gpus", "physBits", "seed", "logBufLen", "console", "debugVm", "kconfig", "moduleSigKeys",
   "moduleHeap", "moduleTimeoutMs", "autoload", "modulesDir",
 ] as const;
 
@@ -188,7 +211,7 @@ export function resolveConfig(input: BootConfig = {}): ResolvedConfig {
   const pmem = list("pmem", cfg["pmem"]).map((p, index): ResolvedPmem => {
     const field = `pmem[${index}]`;
     const o = plainObject(field, p);
-    checkKeys(field, o, ["size", "start", "file", "legacy"]);
+    checkKeys(field, o, ["size", "start", "file", "legacy", "mode"]);
     if (o["size"] === undefined) throw new ConfigError(`${field}.size`, "missing (e.g. \"4G\")");
     const sz = size(`${field}.size`, o["size"]);
     if (sz === 0) throw new ConfigError(`${field}.size`, "must not be 0");
@@ -204,7 +227,11 @@ export function resolveConfig(input: BootConfig = {}): ResolvedConfig {
     }
     const legacy = o["legacy"] ?? false;
     if (typeof legacy !== "boolean") throw new ConfigError(`${field}.legacy`, "expected true or false");
-    return { index, start, size: sz, file: file as string | undefined, legacy };
+    const mode = o["mode"] ?? "fsdax";
+    if (!PMEM_MODES.includes(mode as PmemMode)) {
+      throw new ConfigError(`${field}.mode`, `${JSON.stringify(mode)} is not a namespace mode (expected one of: ${PMEM_MODES.join(", ")})`);
+    }
+    return { index, start, size: sz, file: file as string | undefined, legacy, mode: mode as PmemMode };
   });
 
   const reserved = list("reserved", cfg["reserved"]).map((r, index) => {
@@ -220,6 +247,19 @@ export function resolveConfig(input: BootConfig = {}): ResolvedConfig {
     if (sz === 0) throw new ConfigError(`${field}.size`, "must not be 0");
     return { index, start, size: sz };
   });
+
+  const gpus = list("gpus", cfg["gpus"]).map((g, index): ResolvedGpu => {
+    const field = `gpus[${index}]`;
+    const o = plainObject(field, g);
+    checkKeys(field, o, ["vram"]);
+    if (o["vram"] === undefined) throw new ConfigError(`${field}.vram`, 'missing (e.g. "512M")');
+    const vram = size(`${field}.vram`, o["vram"]);
+    // nouveau_dmem hands VRAM out in 2 MiB chunks (DMEM_CHUNK_SIZE).
+    aligned(`${field}.vram`, vram, 2 * SZ_1M, "2 MiB");
+    if (vram < 2 * SZ_1M) throw new ConfigError(`${field}.vram`, "must be at least 2M");
+    return { index, vram };
+  });
+  if (gpus.length > 30) throw new ConfigError("gpus", `${gpus.length} GPUs do not fit on bus 0000:00 (slots 02-1f: at most 30)`);
 
   const seed = cfg["seed"] ?? 0;
   if (typeof seed !== "number" || !Number.isSafeInteger(seed)) throw new ConfigError("seed", "expected an integer");
@@ -269,7 +309,7 @@ export function resolveConfig(input: BootConfig = {}): ResolvedConfig {
   if (typeof modulesDir !== "string" || !modulesDir) throw new ConfigError("modulesDir", `expected a directory path, got ${JSON.stringify(modulesDir)}`);
 
   return {
-    version, memory, pmem, reserved, physBits, seed, logBufLen, console: consoleFn, debugVm, kconfig, moduleSigKeys: keys,
+    version, memory, pmem, reserved, gpus, physBits, seed, logBufLen, console: consoleFn, debugVm, kconfig, moduleSigKeys: keys,
     moduleHeapMiB: heap / SZ_1M, moduleTimeoutMs: timeout, autoload, modulesDir,
   };
 }

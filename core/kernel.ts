@@ -19,6 +19,10 @@ import { profileFor, type VersionProfile } from "./version.ts";
 import { DriverCore } from "./base/driver-core.ts";
 import { devPrefix, type Device } from "./base/device.ts";
 import { PlatformBus } from "./base/platform.ts";
+import { PciSubsystem } from "./base/pci.ts";
+import { Acpi } from "./acpi/bus.ts";
+import { pmem_media_init, register_e820_pmem } from "./acpi/pmem-media.ts";
+import { BlockLayer } from "./block/index.ts";
 import { Hmm } from "./mm/hmm-devmem.ts";
 import { insmodError, ModuleSubsystem, O_NONBLOCK, O_TRUNC, type InsmodOptions } from "./module/loader.ts";
 import type { Module } from "./module/module.ts";
@@ -30,6 +34,7 @@ import { Processes, type Process } from "./kernel/process.ts";
 import { proc_pid_status, show_maps } from "./fs/task_mmu.ts";
 import { MiscDevices } from "./fs/chrdev.ts";
 import { Devtmpfs } from "./fs/devtmpfs.ts";
+import { CharDevices } from "./fs/cdev.ts";
 import { Kmod } from "./kernel/kmod.ts";
 
 export type KernelState = "booting" | "running" | "halted";
@@ -46,6 +51,8 @@ export class Kernel {
   readonly mm: MM;
   readonly base: DriverCore;
   readonly platform: PlatformBus;
+  /** PCI: bus 0000:00 with the configured GPUs, and ioremap() of their BARs. */
+  readonly pci: PciSubsystem;
   readonly hmm: Hmm;
   readonly modules: ModuleSubsystem;
   readonly proc: ProcFs;
@@ -57,6 +64,12 @@ export class Kernel {
   /** modprobe and udev's autoload of in-tree drivers. */
   readonly kmod: Kmod;
   readonly misc: MiscDevices;
+  /** Character device regions, cdevs and device classes (fs/char_dev.c). */
+  readonly chrdevs: CharDevices;
+  /** ACPI tables (the NFIT) and namespace devices (ACPI0012). */
+  readonly acpi: Acpi;
+  /** Request queues, disks and /dev block device files. */
+  readonly block: BlockLayer;
   /** Tapable hook sets, fixed at construction (principle 5). */
   readonly hooks: Readonly<{
     /** Every printk record as it completes: (record, formatted line). */
@@ -111,10 +124,14 @@ export class Kernel {
     this.base = new DriverCore(this);
     this.modules = new ModuleSubsystem(this);
     this.platform = new PlatformBus(this);
+    this.pci = new PciSubsystem(this);
     this.hmm = new Hmm(this);
     this.misc = new MiscDevices(this);
     this.kmod = new Kmod(this, config.modulesDir);
     this.proc = new ProcFs(this);
+    this.chrdevs = new CharDevices(this);
+    this.acpi = new Acpi(this);
+    this.block = new BlockLayer(this);
     this.processes = new Processes(this);
   }
 
@@ -132,6 +149,10 @@ export class Kernel {
     this.printk(`\x016Command line: ${this.cmdline}\n`);
     this.mm.boot();
     this.printk(`\x015Kernel command line: ${this.cmdline}\n`);
+    this.pci.boot();
+    pmem_media_init(this);
+    this.acpi.boot();
+    register_e820_pmem(this);
     this.clock.advance(1_200_000_000); // the rest of start_kernel() and the initcalls
     this.printk("\x016Run /sbin/init as init process\n");
     this.sched.idle();
@@ -344,6 +365,7 @@ export class Kernel {
     for (const dev of [...this.base.devices].reverse()) this.base.device_unregister(dev);
     for (const bus of [...this.base.buses].reverse()) this.base.bus_unregister(bus);
     this.settle();
+    this.mm.physmem.detachFiles(); // what reached the pmem persists in its files
     this.printk("\x015reboot: Power down\n");
     this.#state = "halted";
   }

@@ -13,7 +13,7 @@ import type { Kernel } from "../kernel.ts";
 import { Device } from "../base/device.ts";
 import type { Module } from "../module/module.ts";
 import type { VmArea } from "../mm/mm_types.ts";
-import { File, FMODE_READ, FMODE_WRITE, MAJOR, MINOR, MKDEV, type FileOperations, type Inode } from "./file.ts";
+import { File, FMODE_READ, FMODE_WRITE, MAJOR, MINOR, MKDEV, type AddressSpace, type FileOperations, type Inode } from "./file.ts";
 
 export const MISC_MAJOR = 10;
 /** miscdevice.minor asking for a dynamic minor. */
@@ -36,6 +36,7 @@ export interface CharFileOperations {
   release: ((inode: CharInode, file: File) => number) | null;
   unlocked_ioctl: ((file: File, cmd: number, arg: number) => number) | null;
   mmap: ((file: File, vma: VmArea) => number) | null;
+  get_unmapped_area: ((file: File, addr: number, len: number, pgoff: number, flags: number) => number) | null;
 }
 
 /** The inode of a device node: i_rdev says which device it is. */
@@ -43,7 +44,7 @@ export class CharInode implements Inode {
   readonly i_ino: number;
   readonly s_dev = DEVTMPFS_DEV;
   i_size = 0;
-  readonly i_mapping = null;
+  readonly i_mapping: AddressSpace | null = null;
   readonly regular = false;
   /** MKDEV(major, minor) */
   readonly i_rdev: number;
@@ -178,6 +179,7 @@ export class MiscDevices {
       release: (file) => this.#release(file),
       unlocked_ioctl: fops.unlocked_ioctl ? (file, cmd, arg) => fops.unlocked_ioctl!(file, cmd, arg) : undefined,
       mmap: fops.mmap ? (file, vma) => fops.mmap!(file, vma) : undefined,
+      get_unmapped_area: fops.get_unmapped_area ? (file, addr, len, pgoff, fl) => fops.get_unmapped_area!(file, addr, len, pgoff, fl) : undefined,
     };
     const file = new File(ops, f_mode, inode, path, misc.name);
     file.f_flags = flags;

@@ -46,8 +46,12 @@ export interface FileOperations {
   write?(file: File, data: Uint8Array, pos: number): number;
   /** do_truncate() through ->setattr: 0 or a negative errno. */
   truncate?(file: File, length: number): number;
+  /** fsync(2) (vfs_fsync_range): 0 or a negative errno. */
+  fsync?(file: File): number;
   /** The last reference is gone. */
   release?(file: File): void;
+  /** get_unmapped_area() for a mapping of this file: an address, or a negative errno. */
+  get_unmapped_area?(file: File, addr: number, len: number, pgoff: number, flags: number): number;
   /** ioctl(2) (fs/ioctl.c vfs_ioctl): a value >= 0 or a negative errno. */
   unlocked_ioctl?(file: File, cmd: number, arg: number): number;
 }

@@ -56,6 +56,11 @@ export class ProcFs {
     this.#files.set(path, file);
   }
 
+  /** The file goes (a device's sysfs attribute, with its device). */
+  unregister(path: string): void {
+    this.#files.delete(path);
+  }
+
   paths(): string[] {
     return [...this.#files.keys()].sort();
   }

@@ -271,6 +271,16 @@ export class Process implements Task {
     });
   }
 
+  /** fsync(2): -EINVAL for a file that cannot be synced (do_fsync: no ->fsync). */
+  fsync(fd: number): void {
+    this.#syscall("fsync", () => {
+      const file = this.#file("fsync", fd);
+      if (!file.f_op.fsync) throw errnoError("fsync", -EINVAL);
+      const rc = file.f_op.fsync(file);
+      if (rc) throw errnoError("fsync", rc);
+    });
+  }
+
   /** Is `fd` a tmpfs file? */
   isShmem(fd: number): boolean {
     const f = this.files.get(fd);

@@ -19,7 +19,7 @@ import {
 } from "./mm_types.ts";
 import { PG_dirty, PG_swapbacked, PG_uptodate } from "./page-flags.ts";
 import {
-  pfn_pte, pte_devmap, pte_dirty, pte_mkclean, pte_mkdirty, pte_mkold, pte_mkspecial, pte_mkwrite, pte_mkyoung, pte_pfn, pte_present, pte_special,
+  pfn_pte, pte_devmap, pte_dirty, pte_mkclean, pte_mkdevmap, pte_mkdirty, pte_mkold, pte_mkspecial, pte_mkwrite, pte_mkyoung, pte_pfn, pte_present, pte_special,
   pte_to_swp_entry, pte_write, pte_wrprotect, swp_entry_to_pte, type pte_t,
 } from "./pgtable.ts";
 import {
@@ -31,6 +31,7 @@ import {
   make_device_private_entry_read, migration_entry_to_pfn, non_swap_entry, swp_entry, swp_offset, SWP_MIGRATION_READ,
 } from "./swapops.ts";
 import { HZ } from "../clock.ts";
+import { __pfn_to_pfn_t, PFN_DEV, pfn_t_devmap, pfn_t_to_pfn, type pfn_t } from "./pfn_t.ts";
 import { TAINT_BAD_PAGE } from "../taint.ts";
 
 // vm_fault_t bits (R3.9, include/linux/mm_types.h 4.20)
@@ -405,6 +406,75 @@ export function alloc_set_pte(vmf: VmFault, page: Page): vm_fault_t {
   }
   mm.set_pte_at(vmf.address, entry);
   return 0;
+}
+
+// ---- drivers inserting pages and pfns (vm_insert_page, vmf_insert_pfn/mixed) ------------
+
+/**
+ * insert_page(): map a driver's page at `addr` as a file page (it gains a reference, a mapcount
+ * and an rss count). -EINVAL for an anonymous page, -EBUSY when the pte is not empty.
+ */
+function insert_page(vma: VmArea, addr: number, page: Page, prot: number): number {
+  const mm = vma.vm_mm;
+  const kmm = mm.k.mm;
+  if (PageAnon(kmm, page)) return -22; // -EINVAL
+  if (mm.ptep_get(addr) !== 0) return -16; // -EBUSY
+  kmm.get_page(page);
+  mm.rss[mm_counter_file(kmm, page)]!++;
+  page_add_file_rmap(kmm, page);
+  mm.set_pte_at(addr, pfn_pte(page, prot));
+  return 0;
+}
+
+/**
+ * vm_insert_page(): insert a driver's page into a user vma (from ->mmap or ->fault). The vma
+ * becomes VM_MIXEDMAP. -EFAULT outside the vma, -EINVAL for a page nobody holds.
+ */
+export function vm_insert_page(vma: VmArea, addr: number, page: Page): number {
+  if (addr < vma.vm_start || addr >= vma.vm_end) return -14; // -EFAULT
+  if (!vma.vm_mm.k.mm.page_ref_count(page)) return -22;
+  if (!(vma.vm_flags & VM_MIXEDMAP)) {
+    // BUG_ON(vma->vm_flags & VM_PFNMAP)
+    if (vma.vm_flags & VM_PFNMAP) vma.vm_mm.k.bugs.bug({ file: "mm/memory.c", func: "vm_insert_page" });
+    vma.vm_flags = (vma.vm_flags | VM_MIXEDMAP) >>> 0;
+  }
+  return insert_page(vma, addr - (addr % PAGE_SIZE), page, vma.vm_page_prot);
+}
+
+/**
+ * insert_pfn(): a pte with no struct page reference behind it: pte_devmap for device memory
+ * with a memmap (pfn_t_devmap), pte_special otherwise. A pte already there is left alone.
+ */
+function insert_pfn(vma: VmArea, addr: number, pfn: pfn_t, prot: number): vm_fault_t {
+  const mm = vma.vm_mm;
+  addr -= addr % PAGE_SIZE;
+  if (mm.ptep_get(addr) !== 0) return VM_FAULT_NOPAGE;
+  const pte = pfn_pte(pfn_t_to_pfn(pfn), prot);
+  mm.set_pte_at(addr, pfn_t_devmap(pfn) ? pte_mkdevmap(pte) : pte_mkspecial(pte));
+  return VM_FAULT_NOPAGE;
+}
+
+/** vmf_insert_pfn(): map `pfn` (PFN_DEV, no struct page) in a VM_PFNMAP or VM_MIXEDMAP vma. */
+export function vmf_insert_pfn(vma: VmArea, addr: number, pfn: number): vm_fault_t {
+  const kmm = vma.vm_mm.k.mm;
+  const flags = vma.vm_flags;
+  // The BUG_ON()s of vmf_insert_pfn_prot().
+  const bug =
+    !(flags & (VM_PFNMAP | VM_MIXEDMAP)) || (flags & (VM_PFNMAP | VM_MIXEDMAP)) === (VM_PFNMAP | VM_MIXEDMAP) ||
+    (flags & VM_PFNMAP && is_cow_mapping(flags)) || (flags & VM_MIXEDMAP && kmm.memmap.pfn_valid(pfn));
+  if (bug) kmm.k.bugs.bug({ file: "mm/memory.c", func: "vmf_insert_pfn_prot" });
+  if (addr < vma.vm_start || addr >= vma.vm_end) return VM_FAULT_SIGBUS;
+  return insert_pfn(vma, addr, __pfn_to_pfn_t(pfn, PFN_DEV), vma.vm_page_prot);
+}
+
+/**
+ * vmf_insert_mixed(): map a pfn_t in a VM_MIXEDMAP vma. x86 has pte_special, so every pfn
+ * (with a struct page or not) goes in through insert_pfn(), without a page reference.
+ */
+export function vmf_insert_mixed(vma: VmArea, addr: number, pfn: pfn_t): vm_fault_t {
+  if (!(vma.vm_flags & VM_MIXEDMAP)) vma.vm_mm.k.bugs.bug({ file: "mm/memory.c", func: "__vm_insert_mixed" });
+  if (addr < vma.vm_start || addr >= vma.vm_end) return VM_FAULT_SIGBUS;
+  return insert_pfn(vma, addr, pfn, vma.vm_page_prot);
 }
 
 /** finish_fault(): map the page __do_fault() found (or its COW copy). */

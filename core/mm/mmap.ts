@@ -348,8 +348,9 @@ function mmap_address_hint_valid(addr: number, len: number): boolean {
   return TASK_SIZE - len >= addr;
 }
 
-/** arch_get_unmapped_area_topdown() (x86-64), falling back to the legacy bottom-up search. */
-function arch_get_unmapped_area_topdown(mm: MmStruct, addr0: number, len: number, flags: number): number {
+/** arch_get_unmapped_area_topdown() (x86-64), falling back to the legacy bottom-up search:
+ *  mm->get_unmapped_area. */
+export function arch_get_unmapped_area_topdown(mm: MmStruct, addr0: number, len: number, flags: number): number {
   if (len > TASK_SIZE) return -ENOMEM;
   if (flags & MAP_FIXED) return addr0;
   if (addr0) {
@@ -370,10 +371,14 @@ function arch_get_unmapped_area_topdown(mm: MmStruct, addr0: number, len: number
   return unmapped_area(mm, len, TASK_UNMAPPED_BASE, TASK_SIZE);
 }
 
-/** get_unmapped_area(): an address for [addr, addr+len), or a negative errno. */
-export function get_unmapped_area(mm: MmStruct, addr: number, len: number, flags: number): number {
+/**
+ * get_unmapped_area(): an address for [addr, addr+len), or a negative errno; a file's
+ * ->get_unmapped_area chooses for a mapping of it (device-dax aligns its mappings).
+ */
+export function get_unmapped_area(mm: MmStruct, addr: number, len: number, flags: number, file: File | null = null, pgoff = 0): number {
   if (len > TASK_SIZE) return -ENOMEM;
-  addr = arch_get_unmapped_area_topdown(mm, addr, len, flags);
+  const get_area = file?.f_op.get_unmapped_area;
+  addr = get_area ? get_area(file!, addr, len, pgoff, flags) : arch_get_unmapped_area_topdown(mm, addr, len, flags);
   if (addr < 0) return addr;
   if (addr > TASK_SIZE - len) return -ENOMEM;
   if (offset_in_page(addr)) return -EINVAL;
@@ -396,6 +401,9 @@ function file_mmap_ok(pgoff: number, len: number): boolean {
   return pgoff <= Math.floor((maxsize - len) / PAGE_SIZE);
 }
 
+/** vmas a file's ->mmap is setting up: not linked yet, but alive for the driver. */
+export const vma_in_mmap = new WeakSet<VmArea>();
+
 /**
  * mmap_region(): clear what is at [addr, addr+len), then extend a neighbour or create a vma
  * (a file's ->mmap sets it up; an anonymous shared one becomes a tmpfs file).
@@ -417,9 +425,17 @@ export function mmap_region(mm: MmStruct, file: File | null, addr: number, len: 
   let vma = vma_merge(mm, prev, addr, end, vm_flags, null, file, pgoff);
   if (!vma) {
     vma = new VmArea(mm, addr, end, vm_flags, pgoff);
+    // A driver's ->mmap may map pages (vm_insert_page()) with the vma's protection.
+    vma.vm_page_prot = vm_get_page_prot(vm_flags);
     if (file) {
       vma.vm_file = get_file(file);
-      const error = file.f_op.mmap!(file, vma);
+      vma_in_mmap.add(vma);
+      let error: number;
+      try {
+        error = file.f_op.mmap!(file, vma);
+      } finally {
+        vma_in_mmap.delete(vma);
+      }
       if (error) {
         // unmap_and_free_vma: undo what a driver's ->mmap may have mapped
         vma.vm_file = null;
@@ -457,7 +473,7 @@ export function do_mmap(mm: MmStruct, file: File | null, addr: number, len: numb
   len = PAGE_ALIGN(len);
   if (!len || len >= ULONG_MAX) return -ENOMEM;
   if (mm.map_count > sysctl_max_map_count) return -ENOMEM;
-  addr = get_unmapped_area(mm, addr, len, flags);
+  addr = get_unmapped_area(mm, addr, len, flags, file, pgoff);
   if (addr < 0) return addr;
   if (flags & MAP_FIXED_NOREPLACE) {
     const vma = mm.find_vma(addr);

@@ -108,6 +108,13 @@ export const STRUCT_FIELDS: Record<string, Record<string, string>> = {
     remove: "fn(o:platform_device)->int|0",
     driver: "any",
   },
+  // include/linux/pci.h: probe gets the id_table entry that matched (a copy); remove is void.
+  pci_driver: {
+    name: "str",
+    id_table: "any",
+    probe: "fn(o:pci_dev,any)->int|-14",
+    remove: "fn(o:pci_dev)",
+  },
   // include/linux/fs.h: the operations a character device offers; a module that dies inside
   // open or ioctl gives the caller -EFAULT (-14), inside release 0 (the file goes anyway).
   file_operations: {
@@ -116,7 +123,24 @@ export const STRUCT_FIELDS: Record<string, Record<string, string>> = {
     release: "fn(o:inode,o:file)->int|0",
     unlocked_ioctl: "fn(o:file,num,num)->num|-14",
     mmap: "fn(o:file,o:vm_area_struct)->int|-14",
+    get_unmapped_area: "fn(o:file,num,num,num,num)->num|-14",
   },
+  // include/linux/mm.h (4.20/5.0): the operations of a driver's mappings. fault() and the
+  // mkwrite callbacks return a vm_fault_t (VM_FAULT_SIGBUS, 2, when the module fails in them),
+  // split() 0 or a negative errno. huge_fault is not modelled: kemu maps no PMDs.
+  vm_operations_struct: {
+    open: "fn(o:vm_area_struct)",
+    close: "fn(o:vm_area_struct)",
+    split: "fn(o:vm_area_struct,num)->int|-22",
+    fault: "fn(o:vm_fault)->int|2",
+    page_mkwrite: "fn(o:vm_fault)->int|2",
+    pfn_mkwrite: "fn(o:vm_fault)->int|2",
+  },
+  // include/linux/cdev.h: cdev_init() sets the ops; the module sets the owner before cdev_add().
+  cdev: { owner: "o?:module" },
+  // include/linux/device.h: attr is { name, mode }; show(dev) returns the text a read gives
+  // (C's show(dev, attr, buf) writes it into buf).
+  device_attribute: { attr: "any", show: "fn(o:device)->str" },
   // include/linux/miscdevice.h
   miscdevice: { minor: "int", name: "str", fops: "s:file_operations", mode: "int" },
   // include/linux/hmm.h (4.20/5.0): the mirror and its callbacks; struct hmm_update arrives as
@@ -135,14 +159,35 @@ export const STRUCT_FIELDS: Record<string, Record<string, string>> = {
     alloc_and_copy: "fn(o:vm_area_struct,f64,io:f64,num,num,p)",
     finalize_and_map: "fn(o:vm_area_struct,f64,f64,num,num,p)",
   },
+  // The nvdimm stack (apis/bus.ts, block.ts, acpi.ts, nvdimm.ts): a bus a module implements,
+  // the devices and drivers on it, ACPI drivers, and a bio-based block driver's queue and disk.
+  work_struct: { func: "fn(s:work_struct)" },
+  bus_type: { name: "str", match: "fn(o:device,o:device_driver_info)->int|0" },
+  device_desc: { init_name: "str", parent: "o?:device", bus: "s?:bus_type", type: "str", modalias: "str" },
+  device_driver: { name: "str", bus: "s?:bus_type", probe: "fn(o:device)->int|-14", remove: "fn(o:device)->int|0" },
+  nd_device_driver: { drv: "s:device_driver", type: "int", probe: "fn(o:device)->int|-14", remove: "fn(o:device)->int|0" },
+  acpi_device_ops: { add: "fn(o:acpi_device)->int|-14", remove: "fn(o:acpi_device)->int|0" },
+  acpi_driver: { name: "str", class: "str", ids: "any", ops: "s:acpi_device_ops" },
+  request_queue: { q_usage_counter: "s?:percpu_ref", queuedata: "p" },
+  block_device_operations: { owner: "o?:module" },
+  gendisk: { disk_name: "str", major: "int", first_minor: "int", flags: "int", fops: "s?:block_device_operations", queue: "s?:request_queue" },
 };
 
 /** Fields the kernel cannot do without when a module passes the struct in. */
 export const STRUCT_REQUIRED: Readonly<Record<string, readonly string[]>> = {
+  pci_driver: ["name", "id_table", "probe"],
   resource: ["start", "end"],
   miscdevice: ["minor", "name", "fops"],
+  device_attribute: ["attr"],
   hmm_mirror: ["ops"],
   hmm_range: ["vma", "start", "end", "pfns", "flags", "values", "pfn_shift"],
   migrate_vma_ops: ["alloc_and_copy", "finalize_and_map"],
   hmm_mirror_ops: ["sync_cpu_device_pagetables"],
+  bus_type: ["name"],
+  device_desc: ["init_name"],
+  device_driver: ["name"],
+  nd_device_driver: ["drv", "type"],
+  acpi_driver: ["name", "ids", "ops"],
+  request_queue: ["q_usage_counter"],
+  gendisk: ["disk_name"],
 };

@@ -15,6 +15,11 @@ import * as memory from "../mm/memory.ts";
 import * as mmTypes from "../mm/mm_types.ts";
 import * as file from "../fs/file.ts";
 import * as chrdev from "../fs/chrdev.ts";
+import * as pci from "../base/pci.ts";
+import * as pfnT from "../mm/pfn_t.ts";
+import * as blk from "../block/blk-core.ts";
+import * as genhd from "../block/genhd.ts";
+import * as ndctl from "../acpi/ndctl.ts";
 
 function pick(mod: Record<string, unknown>, re: RegExp): Record<string, number | string> {
   // Sorted: a module namespace lists its exports sorted, a transpiled one in source order.
@@ -38,6 +43,11 @@ export const KERNEL_CONSTANTS: Readonly<Record<string, number | string>> = Objec
   ...pick(mmTypes, /^VM_(NONE|READ|WRITE|EXEC|SHARED|MAY[A-Z]+|GROWSDOWN|PFNMAP|LOCKED|IO|DONTCOPY|DONTEXPAND|ACCOUNT|NORESERVE|HUGETLB|MIXEDMAP|HUGEPAGE|NOHUGEPAGE|SPECIAL|WIPEONFORK|DONTDUMP)$/),
   ...pick(file, /^(O_RDONLY|O_WRONLY|O_RDWR|FMODE_READ|FMODE_WRITE)$/),
   ...pick(chrdev, /^(MISC_MAJOR|MISC_DYNAMIC_MINOR|ENOIOCTLCMD|O_ACCMODE)$/),
+  ...pick(pci, /^(PCI_ANY_ID|PCI_VENDOR_ID_[A-Z_]+|PCI_BASE_CLASS_[A-Z]+|PCI_CLASS_[A-Z_]+|PCI_COMMAND_[A-Z]+|PCI_ROM_RESOURCE|DMA_(BIDIRECTIONAL|TO_DEVICE|FROM_DEVICE|NONE|ATTR_SKIP_CPU_SYNC))$/),
+  ...pick(pfnT, /^PFN_(SG_CHAIN|SG_LAST|DEV|MAP|SPECIAL)$/),
+  ...pick(blk, /^(REQ_OP_(READ|WRITE|FLUSH|BITS|MASK)|REQ_(SYNC|FUA|PREFLUSH)|BLK_STS_[A-Z]+|QUEUE_FLAG_[A-Z]+|SECTOR_SHIFT)$/),
+  ...pick(genhd, /^(GENHD_FL_[A-Z_]+|BLOCK_EXT_MAJOR|DISK_NAME_LEN)$/),
+  ...pick(ndctl, /^(ND_DEVICE_|ND_DRIVER_|MEMREMAP_|ARCH_MEMREMAP_PMEM)/),
   PAGE_SIZE,
   PAGE_SHIFT,
   PA_SECTION_SIZE,

@@ -66,6 +66,12 @@ export class HandleTable {
   }
 
 
+  /** The entry behind `owner`'s handle `h` when it is alive, else null (no checks reported). */
+  lookup(owner: string, h: number): HandleEntry | null {
+    const e = this.#entries.get(h);
+    return e && e.owner === owner && !stale(e) ? e : null;
+  }
+
   /** The module is gone: drop all its handles. */
   dropOwner(owner: string): void {
     for (const [h, e] of this.#entries) if (e.owner === owner) this.#entries.delete(h);

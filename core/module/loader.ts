@@ -438,7 +438,7 @@ export class ModuleSubsystem {
     }
     if (index === CALL_SYMBOL) return this.#callGotSymbol(mod, args[0] as string, args.slice(1));
     if (!entry) throw new Error(`bad kernel call index ${index}`);
-    if ("owner" in entry) return this.#callExport(entry.owner, entry.name, args);
+    if ("owner" in entry) return this.#crossOut(entry.owner, mod, this.#callExport(entry.owner, entry.name, args.map((a) => this.#crossIn(mod, entry.owner, a))));
     return this.#callApi(mod, entry, args);
   }
 
@@ -591,6 +591,29 @@ export class ModuleSubsystem {
     }
   }
 
+  /**
+   * A kernel object one module hands another through an export: the callee gets its own
+   * handle for the same object (with its fields), as a pointer is the same pointer in both; a
+   * handle the caller does not own (forged, stale) arrives as NULL. Plain data is copied.
+   */
+  #crossIn(from: Module, to: Module, v: unknown, depth = 0): unknown {
+    if (v === null || typeof v !== "object" || ArrayBuffer.isView(v) || depth > 16) return v;
+    if (Array.isArray(v)) return v.map((x) => this.#crossIn(from, to, x, depth + 1));
+    const h = (v as { handle?: unknown }).handle;
+    if (typeof h === "number" && Object.keys(v).length === 1) {
+      const e = this.handles.lookup(from.name, h);
+      return e && to.marshal ? to.marshal.wireObject(e.type, e.obj) : null;
+    }
+    const out: Record<string, unknown> = {};
+    for (const [key, x] of Object.entries(v)) out[key] = this.#crossIn(from, to, x, depth + 1);
+    return out;
+  }
+
+  /** What the callee of an export returned, for the caller (#crossIn the other way). */
+  #crossOut(from: Module, to: Module, r: unknown): unknown {
+    return this.#crossIn(from, to, r);
+  }
+
   /** A call through what symbol_get() returned: the owner's export, or vmlinux's function. */
   #callGotSymbol(mod: Module, name: string, args: unknown[]): unknown {
     const got = this.#gotSymbols.get(mod);
@@ -719,6 +742,10 @@ export class ModuleSubsystem {
   #releaseHoldings(mod: Module, dead: boolean): void {
     const k = this.#k;
     const h = mod.holdings;
+    for (const [obj, release] of [...h.teardown].reverse()) {
+      h.teardown.delete(obj);
+      release(dead);
+    }
     for (const drv of [...h.drivers]) {
       if (!dead) this.#pr(3, `kemu: ${mod.name}: platform driver '${drv.name}' still registered at unload; unregistering it`);
       k.platform.platform_driver_unregister(drv);

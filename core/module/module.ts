@@ -28,6 +28,12 @@ export interface ModuleHoldings {
   mirrors: Set<HmmMirror>;
   /** References on address spaces: mmget/get_task_mm (users), mmgrab (count). */
   mms: Map<MmStruct, { users: number; count: number }>;
+  /**
+   * Anything else registered through the kernel (char regions, cdevs, classes, devices): its
+   * teardown, run newest first when the module goes; `dead` says whether it died (a living
+   * module that forgot something gets a line from the teardown).
+   */
+  teardown: Map<object, (dead: boolean) => void>;
 }
 
 export type ModuleState = "UNFORMED" | "COMING" | "LIVE" | "GOING";
@@ -73,7 +79,7 @@ export class Module {
   /** Loaded in the host (built-in, =y) rather than isolated (=m). */
   readonly builtin: boolean;
   readonly holdings: ModuleHoldings = {
-    kbufs: new Set(), regions: new Set(), drivers: new Set(), pdevs: new Set(), hmmDevices: new Set(), miscdevs: new Set(), mirrors: new Set(), mms: new Map(),
+    kbufs: new Set(), regions: new Set(), drivers: new Set(), pdevs: new Set(), hmmDevices: new Set(), miscdevs: new Set(), mirrors: new Set(), mms: new Map(), teardown: new Map(),
   };
   /** The module's functions the kernel is in, innermost last ("name [module]"). */
   readonly callees: string[] = [];

@@ -81,11 +81,12 @@ export const SHIM_MACROS: Readonly<Record<string, string>> = {
 
 /**
  * May the shim queue calls of this function instead of crossing for each? A void function
- * whose arguments all travel as numbers (plain values and handles): nothing the module does
- * after the call depends on it, and the kernel runs it before anything else can see.
+ * whose arguments all travel as numbers (plain values and handles) and that calls nothing of
+ * the module's back (KApi.callsBack): nothing the module does after the call depends on it,
+ * and the kernel runs it before anything else can see.
  */
 export function queueable(api: KApi): boolean {
-  if (api.ret !== "void" || api.params.includes("...any")) return false;
+  if (api.ret !== "void" || api.params.includes("...any") || api.callsBack) return false;
   return api.params.every((p) => {
     const k = parseKind(p);
     return k.t === "int" || k.t === "num" || k.t === "page" || k.t === "bool" || k.t === "o";

@@ -14,6 +14,19 @@ import { HmmMirror, type HmmMm, type HmmUpdate, HmmRange } from "../mm/hmm-mirro
 import type { VmArea, MmStruct } from "../mm/mm_types.ts";
 import { MiscDevice, type CharFileOperations } from "../fs/chrdev.ts";
 import type { Kernel } from "../kernel.ts";
+import { BUS_TWINS } from "./apis/bus.ts";
+import { ACPI_TWINS } from "./apis/acpi.ts";
+import { BLOCK_TWINS } from "./apis/block.ts";
+import { NVDIMM_TWINS } from "./apis/nvdimm.ts";
+
+/** A twin of the nvdimm stack's structs, looked up when used (the modules import each other). */
+function nvdimmTwin(type: string): StructTwin {
+  return (BUS_TWINS[type] ?? ACPI_TWINS[type] ?? BLOCK_TWINS[type] ?? NVDIMM_TWINS[type])!;
+}
+import { vma_in_mmap } from "../mm/mmap.ts";
+import { vm_operations_twin } from "./apis/mmap.ts";
+import { pci_driver_twin } from "./apis/pci.ts";
+import { cdev_twin, device_attribute_twin } from "./apis/cdev.ts";
 
 export interface StructTwin {
   create(c: CallCtx): object;
@@ -128,7 +141,7 @@ export const STRUCT_TWINS: Record<string, StructTwin> = {
       if ("fault" in f) o.fault = (f["fault"] as HmmDevmemOps["fault"]) ?? null;
     },
   },
-  file_operations: opsTwin<CharFileOperations>(["owner", "open", "release", "unlocked_ioctl", "mmap"]),
+  file_operations: opsTwin<CharFileOperations>(["owner", "open", "release", "unlocked_ioctl", "mmap", "get_unmapped_area"]),
   miscdevice: {
     create: () => new MiscDevice(),
     update(obj, f) {
@@ -178,6 +191,19 @@ export const STRUCT_TWINS: Record<string, StructTwin> = {
     ioField: (obj, name) => (name === "pfns" ? (obj as HmmRange).pfns : undefined),
   },
   migrate_vma_ops: opsTwin<MigrateVmaOpsTwin>(["alloc_and_copy", "finalize_and_map"]),
+  // Created and updated in apis/mmap.ts (the kernel calls it from the fault path).
+  vm_operations_struct: { create: (c) => vm_operations_twin.create(c), update: (o, f, c) => vm_operations_twin.update!(o, f, c) },
+  // apis/cdev.ts
+  cdev: { create: (c) => cdev_twin.create(c), update: (o, f, c) => cdev_twin.update!(o, f, c) },
+  device_attribute: { create: (c) => device_attribute_twin.create(c), update: (o, f, c) => device_attribute_twin.update!(o, f, c) },
+  // Created and updated in apis/pci.ts.
+  pci_driver: { create: (c) => pci_driver_twin.create(c), update: (o, f, c) => pci_driver_twin.update!(o, f, c) },
+  // The nvdimm stack: created and updated in apis/bus.ts, acpi.ts, block.ts and nvdimm.ts.
+  ...Object.fromEntries(
+    (["work_struct", "bus_type", "device_desc", "device_driver", "nd_device_driver", "acpi_device_ops", "acpi_driver", "request_queue", "block_device_operations", "gendisk"] as const).map((t) => [
+      t, { create: (c: CallCtx) => nvdimmTwin(t).create(c), update: (o: object, f: Record<string, unknown>, c: CallCtx) => nvdimmTwin(t).update!(o, f, c) },
+    ]),
+  ),
   platform_driver: {
     create: (): PlatformDriverTwin => ({ name: "", probe: null, remove: null, registered: null }),
     update(obj, f) {
@@ -204,15 +230,31 @@ export const OBJECT_TYPES: Readonly<Record<string, Readonly<Record<string, strin
   resource: { start: "number", end: "number", name: "string | null", flags: "number", desc: "number" },
   kbuf: { size: "number" },
   platform_device: { name: "string", id: "number", dev: "device" },
+  pci_dev: { vendor: "number", device: "number", subsystem_vendor: "number", subsystem_device: "number", class: "number", revision: "number", devfn: "number", dev: "device" },
   hmm_device: { device: "device" },
   hmm_devmem: { pfn_first: "number", pfn_last: "number", resource: "resource | null", device: "device" },
   module: { name: "string" },
   /** struct file: private_data is the module's (misc_open() sets it to the miscdevice). */
   file: { f_flags: "number", f_mode: "number", private_data: "unknown" },
-  inode: { i_ino: "number", i_rdev: "number" },
+  inode: { i_ino: "number", i_rdev: "number", i_mapping: "address_space | null" },
+  /** struct address_space: a file's (or device node's) mappings and page cache. */
+  address_space: {},
   task_struct: { pid: "number", comm: "string", mm: "mm_struct | null" },
   mm_struct: {},
-  vm_area_struct: { vm_start: "number", vm_end: "number", vm_flags: "number", vm_mm: "mm_struct" },
+  vm_area_struct: { vm_start: "number", vm_end: "number", vm_flags: "number", vm_pgoff: "number", vm_mm: "mm_struct", vm_file: "file | null", vm_private_data: "unknown" },
+  /** struct class (class_create()) */
+  class_struct: {},
+  /** struct vm_fault as a vm_operations_struct's fault() gets it (valid during that call). */
+  vm_fault: { vma: "vm_area_struct", address: "number", pgoff: "number", flags: "number" },
+  /**
+   * struct device_driver as a bus's match() gets it (the kernel's, which may be another
+   * module's): its name, and nd_device_driver.type for an nd bus driver (0 elsewhere).
+   */
+  device_driver_info: { name: "string", type: "number" },
+  /** struct acpi_device: the ACPI namespace device an acpi_driver's add() gets. */
+  acpi_device: { hid: "string", dev: "device" },
+  /** struct bio as a make_request function gets it (bi_iter flattened); valid until bio_endio(). */
+  bio: { bi_opf: "number", bi_sector: "number", bi_size: "number" },
 };
 
 /**
@@ -231,8 +273,10 @@ export const OBJECT_LIVE: Readonly<Record<string, (obj: object, k: Kernel) => bo
   vm_area_struct: (v, k) => {
     const vma = v as VmArea;
     const mm = vma.vm_mm;
-    return k.mm.mms.has(mm) && !mm.dead && mm.mmap[mm.find_vma_index(vma.vm_start)] === vma;
+    // A vma a driver's ->mmap is setting up is not linked yet.
+    return vma_in_mmap.has(vma) || (k.mm.mms.has(mm) && !mm.dead && mm.mmap[mm.find_vma_index(vma.vm_start)] === vma);
   },
+  vm_fault: (v) => (v as { active?: boolean }).active === true,
 };
 
 /**
@@ -240,7 +284,7 @@ export const OBJECT_LIVE: Readonly<Record<string, (obj: object, k: Kernel) => bo
  * them with what it sent last before sending the handle alone. Every other type's fields are
  * fixed for the object's life (and its handle's), so they travel once.
  */
-export const OBJECT_MUTABLE: ReadonlySet<string> = new Set(["resource", "vm_area_struct", "task_struct"]);
+export const OBJECT_MUTABLE: ReadonlySet<string> = new Set(["resource", "vm_area_struct", "task_struct", "vm_fault"]);
 
 /** One field of an object type: its name, and the object type it holds, if it holds one. */
 export interface ObjectField {

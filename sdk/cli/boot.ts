@@ -26,6 +26,7 @@ export const MACHINE_HELP = `  --kernel V           kernel version profile: 4.19
   --pmem SPEC          a persistent-memory region, repeatable: SIZE[@START][:FILE],
                        e.g. 4G or 4G@0x140000000:pmem0.img
   --reserved SPEC      a firmware-reserved range, repeatable: SIZE@START
+  --gpu VRAM           a GPU (NVIDIA GP104 on PCI) with VRAM bytes, e.g. 512M; repeatable
   --seed N             seed for everything random (default 0)
   --kconfig LIST       comma-separated options to turn on: ${KCONFIG_OPTIONS.join(", ")}
   --no-autoload        no udev: the in-tree drivers of the devices do not load on their
@@ -74,6 +75,7 @@ export const MACHINE_OPTIONS = {
   memory: { type: "string" },
   pmem: { type: "string", multiple: true },
   reserved: { type: "string", multiple: true },
+  gpu: { type: "string", multiple: true },
   seed: { type: "string" },
   kconfig: { type: "string" },
   "no-autoload": { type: "boolean" },
@@ -85,6 +87,7 @@ export interface MachineValues {
   memory?: string | undefined;
   pmem?: string[] | undefined;
   reserved?: string[] | undefined;
+  gpu?: string[] | undefined;
   seed?: string | undefined;
   kconfig?: string | undefined;
   "no-autoload"?: boolean | undefined;
@@ -98,6 +101,7 @@ export function machineConfig(cmd: string, values: MachineValues): BootConfig {
   if (values.memory !== undefined) config.memory = values.memory;
   if (values.pmem) config.pmem = values.pmem.map((s) => pmemSpec(cmd, s));
   if (values.reserved) config.reserved = values.reserved.map((s) => reservedSpec(cmd, s));
+  if (values.gpu) config.gpus = values.gpu.map((vram) => ({ vram }));
   if (values.seed !== undefined) {
     if (!/^\d+$/.test(values.seed)) throw new UsageError(`${cmd}: --seed '${values.seed}' is not a non-negative integer`);
     config.seed = Number(values.seed);

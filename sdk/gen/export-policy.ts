@@ -39,7 +39,7 @@ export function generateExportPolicy(): string {
   const apiHead = `| kemu/kernel | needs | ${KERNEL_VERSIONS.join(" | ")} |`;
   const apiRule = `|---|---|${KERNEL_VERSIONS.map(() => "---").join("|")}|`;
   const bySymbol = new Map(syms.map((s) => [s.name, s]));
-  const apis = KERNEL_APIS.filter((a) => a.symbols.length > 0).map((a) => {
+  const apis = KERNEL_APIS.filter((a) => a.symbols.length > 0 && !a.symbolsFrom).map((a) => {
     const needs = a.symbols.map((n) => bySymbol.get(n));
     return `| \`${a.name}\` | ${a.symbols.map((n) => "`" + n + "`").join(", ")} | ${KERNEL_VERSIONS.map((v) => usableBy(needs, v)).join(" | ")} |`;
   });

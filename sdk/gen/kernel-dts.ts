@@ -59,6 +59,7 @@ function structFields(type: string): string {
 
 function exportDoc(api: KApi): string {
   if (!api.symbols.length) return "Header inline: needs no exported symbol.";
+  if (api.symbolsFrom) return api.symbols.map((s) => `\`${s}\` (exported by the module ${api.symbolsFrom})`).join("; ");
   return api.symbols
     .map((s) => {
       const sym = kernelSymbol(s);

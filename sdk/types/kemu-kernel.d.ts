@@ -12,6 +12,8 @@ declare module "kemu/kernel" {
   export interface kbuf { readonly handle: number; readonly size: number; }
   /** struct platform_device: a kernel object, held through its handle. */
   export interface platform_device { readonly handle: number; readonly name: string; readonly id: number; readonly dev: device; }
+  /** struct pci_dev: a kernel object, held through its handle. */
+  export interface pci_dev { readonly handle: number; readonly vendor: number; readonly device: number; readonly subsystem_vendor: number; readonly subsystem_device: number; readonly class: number; readonly revision: number; readonly devfn: number; readonly dev: device; }
   /** struct hmm_device: a kernel object, held through its handle. */
   export interface hmm_device { readonly handle: number; readonly device: device; }
   /** struct hmm_devmem: a kernel object, held through its handle. */
@@ -21,13 +23,25 @@ declare module "kemu/kernel" {
   /** struct file: a kernel object, held through its handle. */
   export interface file { readonly handle: number; readonly f_flags: number; readonly f_mode: number; private_data: unknown; }
   /** struct inode: a kernel object, held through its handle. */
-  export interface inode { readonly handle: number; readonly i_ino: number; readonly i_rdev: number; }
+  export interface inode { readonly handle: number; readonly i_ino: number; readonly i_rdev: number; readonly i_mapping: address_space | null; }
+  /** struct address_space: a kernel object, held through its handle. */
+  export interface address_space { readonly handle: number; }
   /** struct task_struct: a kernel object, held through its handle. */
   export interface task_struct { readonly handle: number; readonly pid: number; readonly comm: string; readonly mm: mm_struct | null; }
   /** struct mm_struct: a kernel object, held through its handle. */
   export interface mm_struct { readonly handle: number; }
   /** struct vm_area_struct: a kernel object, held through its handle. */
-  export interface vm_area_struct { readonly handle: number; readonly vm_start: number; readonly vm_end: number; readonly vm_flags: number; readonly vm_mm: mm_struct; }
+  export interface vm_area_struct { readonly handle: number; readonly vm_start: number; readonly vm_end: number; readonly vm_flags: number; readonly vm_pgoff: number; readonly vm_mm: mm_struct; readonly vm_file: file | null; readonly vm_private_data: unknown; }
+  /** struct class_struct: a kernel object, held through its handle. */
+  export interface class_struct { readonly handle: number; }
+  /** struct vm_fault: a kernel object, held through its handle. */
+  export interface vm_fault { readonly handle: number; readonly vma: vm_area_struct; readonly address: number; readonly pgoff: number; readonly flags: number; }
+  /** struct device_driver_info: a kernel object, held through its handle. */
+  export interface device_driver_info { readonly handle: number; readonly name: string; readonly type: number; }
+  /** struct acpi_device: a kernel object, held through its handle. */
+  export interface acpi_device { readonly handle: number; readonly hid: string; readonly dev: device; }
+  /** struct bio: a kernel object, held through its handle. */
+  export interface bio { readonly handle: number; readonly bi_opf: number; readonly bi_sector: number; readonly bi_size: number; }
   /** struct percpu_ref: owned by the module, read by the kernel when passed. */
   export interface percpu_ref {  }
   /** struct completion: owned by the module, read by the kernel when passed. */
@@ -40,8 +54,16 @@ declare module "kemu/kernel" {
   export interface hmm_devmem_ops { free?: (arg0: hmm_devmem, arg1: page) => void; fault?: (arg0: hmm_devmem, arg1: vm_area_struct | null, arg2: number, arg3: page, arg4: number, arg5: unknown) => number | void; }
   /** struct platform_driver: owned by the module, read by the kernel when passed. */
   export interface platform_driver { probe?: (arg0: platform_device) => number | void; remove?: (arg0: platform_device) => number | void; driver?: unknown; }
+  /** struct pci_driver: owned by the module, read by the kernel when passed. */
+  export interface pci_driver { name: string; id_table: unknown; probe: (arg0: pci_dev, arg1: unknown) => number | void; remove?: (arg0: pci_dev) => void; }
   /** struct file_operations: owned by the module, read by the kernel when passed. */
-  export interface file_operations { owner?: module | null; open?: (arg0: inode, arg1: file) => number | void; release?: (arg0: inode, arg1: file) => number | void; unlocked_ioctl?: (arg0: file, arg1: number, arg2: number) => number; mmap?: (arg0: file, arg1: vm_area_struct) => number | void; }
+  export interface file_operations { owner?: module | null; open?: (arg0: inode, arg1: file) => number | void; release?: (arg0: inode, arg1: file) => number | void; unlocked_ioctl?: (arg0: file, arg1: number, arg2: number) => number; mmap?: (arg0: file, arg1: vm_area_struct) => number | void; get_unmapped_area?: (arg0: file, arg1: number, arg2: number, arg3: number, arg4: number) => number; }
+  /** struct vm_operations_struct: owned by the module, read by the kernel when passed. */
+  export interface vm_operations_struct { open?: (arg0: vm_area_struct) => void; close?: (arg0: vm_area_struct) => void; split?: (arg0: vm_area_struct, arg1: number) => number | void; fault?: (arg0: vm_fault) => number | void; page_mkwrite?: (arg0: vm_fault) => number | void; pfn_mkwrite?: (arg0: vm_fault) => number | void; }
+  /** struct cdev: owned by the module, read by the kernel when passed. */
+  export interface cdev { owner?: module | null; }
+  /** struct device_attribute: owned by the module, read by the kernel when passed. */
+  export interface device_attribute { attr: unknown; show?: (arg0: device) => string; }
   /** struct miscdevice: owned by the module, read by the kernel when passed. */
   export interface miscdevice { minor: number; name: string; fops: file_operations; mode?: number; }
   /** struct hmm_mirror_ops: owned by the module, read by the kernel when passed. */
@@ -52,6 +74,26 @@ declare module "kemu/kernel" {
   export interface hmm_range { vma: vm_area_struct | null; start: number; end: number; pfns: Float64Array; flags: unknown; values: unknown; pfn_shift: number; }
   /** struct migrate_vma_ops: owned by the module, read by the kernel when passed. */
   export interface migrate_vma_ops { alloc_and_copy: (arg0: vm_area_struct, arg1: Float64Array, arg2: Float64Array, arg3: number, arg4: number, arg5: unknown) => void; finalize_and_map: (arg0: vm_area_struct, arg1: Float64Array, arg2: Float64Array, arg3: number, arg4: number, arg5: unknown) => void; }
+  /** struct work_struct: owned by the module, read by the kernel when passed. */
+  export interface work_struct { func?: (arg0: work_struct) => void; }
+  /** struct bus_type: owned by the module, read by the kernel when passed. */
+  export interface bus_type { name: string; match?: (arg0: device, arg1: device_driver_info) => number | void; }
+  /** struct device_desc: owned by the module, read by the kernel when passed. */
+  export interface device_desc { init_name: string; parent?: device | null; bus?: bus_type | null; type?: string; modalias?: string; }
+  /** struct device_driver: owned by the module, read by the kernel when passed. */
+  export interface device_driver { name: string; bus?: bus_type | null; probe?: (arg0: device) => number | void; remove?: (arg0: device) => number | void; }
+  /** struct nd_device_driver: owned by the module, read by the kernel when passed. */
+  export interface nd_device_driver { drv: device_driver; type: number; probe?: (arg0: device) => number | void; remove?: (arg0: device) => number | void; }
+  /** struct acpi_device_ops: owned by the module, read by the kernel when passed. */
+  export interface acpi_device_ops { add?: (arg0: acpi_device) => number | void; remove?: (arg0: acpi_device) => number | void; }
+  /** struct acpi_driver: owned by the module, read by the kernel when passed. */
+  export interface acpi_driver { name: string; class?: string; ids: unknown; ops: acpi_device_ops; }
+  /** struct request_queue: owned by the module, read by the kernel when passed. */
+  export interface request_queue { q_usage_counter: percpu_ref | null; queuedata?: unknown; }
+  /** struct block_device_operations: owned by the module, read by the kernel when passed. */
+  export interface block_device_operations { owner?: module | null; }
+  /** struct gendisk: owned by the module, read by the kernel when passed. */
+  export interface gendisk { disk_name: string; major?: number; first_minor?: number; flags?: number; fops?: block_device_operations | null; queue?: request_queue | null; }
 
   // Macros and inlines implemented in the module itself.
   export function MODULE_LICENSE(license: string): void;
@@ -194,6 +236,48 @@ declare module "kemu/kernel" {
    */
   export function dev_info(dev: device, fmt: string, ...args: unknown[]): void;
   /**
+   * `#define dev_emerg_ratelimited(dev, fmt, ...) dev_level_ratelimited(dev_emerg, dev, fmt, ##__VA_ARGS__)`
+   *
+   * `_dev_emerg` (4.19: EXPORT_SYMBOL, 4.20: EXPORT_SYMBOL, 5.0: EXPORT_SYMBOL); `___ratelimit` (4.19: EXPORT_SYMBOL, 4.20: EXPORT_SYMBOL, 5.0: EXPORT_SYMBOL)
+   */
+  export function dev_emerg_ratelimited(dev: device, fmt: string, ...args: unknown[]): void;
+  /**
+   * `#define dev_alert_ratelimited(dev, fmt, ...) dev_level_ratelimited(dev_alert, dev, fmt, ##__VA_ARGS__)`
+   *
+   * `_dev_alert` (4.19: EXPORT_SYMBOL, 4.20: EXPORT_SYMBOL, 5.0: EXPORT_SYMBOL); `___ratelimit` (4.19: EXPORT_SYMBOL, 4.20: EXPORT_SYMBOL, 5.0: EXPORT_SYMBOL)
+   */
+  export function dev_alert_ratelimited(dev: device, fmt: string, ...args: unknown[]): void;
+  /**
+   * `#define dev_crit_ratelimited(dev, fmt, ...) dev_level_ratelimited(dev_crit, dev, fmt, ##__VA_ARGS__)`
+   *
+   * `_dev_crit` (4.19: EXPORT_SYMBOL, 4.20: EXPORT_SYMBOL, 5.0: EXPORT_SYMBOL); `___ratelimit` (4.19: EXPORT_SYMBOL, 4.20: EXPORT_SYMBOL, 5.0: EXPORT_SYMBOL)
+   */
+  export function dev_crit_ratelimited(dev: device, fmt: string, ...args: unknown[]): void;
+  /**
+   * `#define dev_err_ratelimited(dev, fmt, ...) dev_level_ratelimited(dev_err, dev, fmt, ##__VA_ARGS__)`
+   *
+   * `_dev_err` (4.19: EXPORT_SYMBOL, 4.20: EXPORT_SYMBOL, 5.0: EXPORT_SYMBOL); `___ratelimit` (4.19: EXPORT_SYMBOL, 4.20: EXPORT_SYMBOL, 5.0: EXPORT_SYMBOL)
+   */
+  export function dev_err_ratelimited(dev: device, fmt: string, ...args: unknown[]): void;
+  /**
+   * `#define dev_warn_ratelimited(dev, fmt, ...) dev_level_ratelimited(dev_warn, dev, fmt, ##__VA_ARGS__)`
+   *
+   * `_dev_warn` (4.19: EXPORT_SYMBOL, 4.20: EXPORT_SYMBOL, 5.0: EXPORT_SYMBOL); `___ratelimit` (4.19: EXPORT_SYMBOL, 4.20: EXPORT_SYMBOL, 5.0: EXPORT_SYMBOL)
+   */
+  export function dev_warn_ratelimited(dev: device, fmt: string, ...args: unknown[]): void;
+  /**
+   * `#define dev_notice_ratelimited(dev, fmt, ...) dev_level_ratelimited(dev_notice, dev, fmt, ##__VA_ARGS__)`
+   *
+   * `_dev_notice` (4.19: EXPORT_SYMBOL, 4.20: EXPORT_SYMBOL, 5.0: EXPORT_SYMBOL); `___ratelimit` (4.19: EXPORT_SYMBOL, 4.20: EXPORT_SYMBOL, 5.0: EXPORT_SYMBOL)
+   */
+  export function dev_notice_ratelimited(dev: device, fmt: string, ...args: unknown[]): void;
+  /**
+   * `#define dev_info_ratelimited(dev, fmt, ...) dev_level_ratelimited(dev_info, dev, fmt, ##__VA_ARGS__)`
+   *
+   * `_dev_info` (4.19: EXPORT_SYMBOL, 4.20: EXPORT_SYMBOL, 5.0: EXPORT_SYMBOL); `___ratelimit` (4.19: EXPORT_SYMBOL, 4.20: EXPORT_SYMBOL, 5.0: EXPORT_SYMBOL)
+   */
+  export function dev_info_ratelimited(dev: device, fmt: string, ...args: unknown[]): void;
+  /**
    * `void *kmalloc(size_t size, gfp_t flags)`
    *
    * `__kmalloc` (4.19: EXPORT_SYMBOL, 4.20: EXPORT_SYMBOL, 5.0: EXPORT_SYMBOL)
@@ -223,6 +307,12 @@ declare module "kemu/kernel" {
    * `alloc_pages_current` (4.19: EXPORT_SYMBOL, 4.20: EXPORT_SYMBOL, 5.0: EXPORT_SYMBOL)
    */
   export function alloc_page(gfp_mask: number): page | null;
+  /**
+   * `#define alloc_page_vma(gfp_mask, vma, addr) alloc_pages_vma(gfp_mask, 0, vma, addr, numa_node_id(), false)`
+   *
+   * `alloc_pages_vma` (4.19: EXPORT_SYMBOL, 4.20: EXPORT_SYMBOL, 5.0: EXPORT_SYMBOL)
+   */
+  export function alloc_page_vma(gfp_mask: number, vma: vm_area_struct | null, addr: number): page | null;
   /**
    * `void __free_pages(struct page *page, unsigned int order)`
    *
@@ -781,6 +871,588 @@ declare module "kemu/kernel" {
    * `copy_page` (4.19: EXPORT_SYMBOL, 4.20: EXPORT_SYMBOL, 5.0: EXPORT_SYMBOL)
    */
   export function copy_highpage(to: page, from: page): void;
+  /**
+   * `int vm_insert_page(struct vm_area_struct *vma, unsigned long addr, struct page *page)`
+   *
+   * `vm_insert_page` (4.19: EXPORT_SYMBOL, 4.20: EXPORT_SYMBOL, 5.0: EXPORT_SYMBOL)
+   */
+  export function vm_insert_page(vma: vm_area_struct, addr: number, page: page): number;
+  /**
+   * `vm_fault_t vmf_insert_pfn(struct vm_area_struct *vma, unsigned long addr, unsigned long pfn)`
+   *
+   * `vmf_insert_pfn` (4.19: EXPORT_SYMBOL, 4.20: EXPORT_SYMBOL, 5.0: EXPORT_SYMBOL)
+   */
+  export function vmf_insert_pfn(vma: vm_area_struct, addr: number, pfn: number): number;
+  /**
+   * `vm_fault_t vmf_insert_mixed(struct vm_area_struct *vma, unsigned long addr, pfn_t pfn)`
+   *
+   * `vmf_insert_mixed` (4.19: EXPORT_SYMBOL, 4.20: EXPORT_SYMBOL, 5.0: EXPORT_SYMBOL)
+   */
+  export function vmf_insert_mixed(vma: vm_area_struct, addr: number, pfn: number): number;
+  /**
+   * `void zap_vma_ptes(struct vm_area_struct *vma, unsigned long address, unsigned long size)`
+   *
+   * `zap_vma_ptes` (4.19: EXPORT_SYMBOL_GPL, 4.20: EXPORT_SYMBOL_GPL, 5.0: EXPORT_SYMBOL_GPL)
+   */
+  export function zap_vma_ptes(vma: vm_area_struct, address: number, size: number): void;
+  /**
+   * `/* mm->get_unmapped_area(file, addr, len, pgoff, flags) (mm_get_unmapped_area() from 6.10) *\/`
+   *
+   * Header inline: needs no exported symbol.
+   */
+  export function mm_get_unmapped_area(file: mm_struct, addr: file | null, len: number, pgoff: number, flags: number, arg5: number): number;
+  /**
+   * `void unmap_mapping_range(struct address_space *mapping, loff_t const holebegin, loff_t const holelen, int even_cows)`
+   *
+   * `unmap_mapping_range` (4.19: EXPORT_SYMBOL, 4.20: EXPORT_SYMBOL, 5.0: EXPORT_SYMBOL)
+   */
+  export function unmap_mapping_range(mapping: address_space, holebegin: number, holelen: number, even_cows: number): void;
+  /**
+   * `/* vma->vm_flags |= flags; (vm_flags_set() from 6.3) *\/`
+   *
+   * Header inline: needs no exported symbol.
+   */
+  export function vm_flags_set(arg0: vm_area_struct, arg1: number): void;
+  /**
+   * `/* vma->vm_flags &= ~flags; (vm_flags_clear() from 6.3) *\/`
+   *
+   * Header inline: needs no exported symbol.
+   */
+  export function vm_flags_clear(arg0: vm_area_struct, arg1: number): void;
+  /**
+   * `/* vma->vm_ops = ops; *\/`
+   *
+   * Header inline: needs no exported symbol.
+   */
+  export function vma_set_vm_ops(arg0: vm_area_struct, arg1: vm_operations_struct): void;
+  /**
+   * `/* vma->vm_private_data = data; *\/`
+   *
+   * Header inline: needs no exported symbol.
+   */
+  export function vma_set_vm_private_data(arg0: vm_area_struct, arg1: unknown): void;
+  /**
+   * `/* vmf->page = page; (the page ->fault found, with a reference for the caller) *\/`
+   *
+   * Header inline: needs no exported symbol.
+   */
+  export function vmf_set_page(found: vm_fault, caller: page): void;
+  /**
+   * `static inline unsigned long vma_pages(struct vm_area_struct *vma)`
+   *
+   * Header inline: needs no exported symbol.
+   */
+  export function vma_pages(vma: vm_area_struct): number;
+  /**
+   * `static inline pgoff_t linear_page_index(struct vm_area_struct *vma, unsigned long address)`
+   *
+   * Header inline: needs no exported symbol.
+   */
+  export function linear_page_index(vma: vm_area_struct, address: number): number;
+  /**
+   * `static inline pfn_t __pfn_to_pfn_t(unsigned long pfn, u64 flags)`
+   *
+   * Header inline: needs no exported symbol.
+   */
+  export function __pfn_to_pfn_t(pfn: number, flags: number): number;
+  /**
+   * `static inline pfn_t pfn_to_pfn_t(unsigned long pfn)`
+   *
+   * Header inline: needs no exported symbol.
+   */
+  export function pfn_to_pfn_t(pfn: number): number;
+  /**
+   * `static inline pfn_t phys_to_pfn_t(phys_addr_t addr, u64 flags)`
+   *
+   * Header inline: needs no exported symbol.
+   */
+  export function phys_to_pfn_t(addr: number, flags: number): number;
+  /**
+   * `static inline unsigned long pfn_t_to_pfn(pfn_t pfn)`
+   *
+   * Header inline: needs no exported symbol.
+   */
+  export function pfn_t_to_pfn(pfn: number): number;
+  /**
+   * `static inline bool pfn_t_devmap(pfn_t pfn)`
+   *
+   * Header inline: needs no exported symbol.
+   */
+  export function pfn_t_devmap(pfn: number): boolean;
+  /**
+   * `int register_chrdev_region(dev_t from, unsigned count, const char *name)`
+   *
+   * `register_chrdev_region` (4.19: EXPORT_SYMBOL, 4.20: EXPORT_SYMBOL, 5.0: EXPORT_SYMBOL)
+   */
+  export function register_chrdev_region(from: number, count: number, name: string): number;
+  /**
+   * `int alloc_chrdev_region(unsigned baseminor, unsigned count, const char *name) /* C: (dev_t *dev, ...); kemu returns *dev, or a negative errno *\/`
+   *
+   * `alloc_chrdev_region` (4.19: EXPORT_SYMBOL, 4.20: EXPORT_SYMBOL, 5.0: EXPORT_SYMBOL)
+   */
+  export function alloc_chrdev_region(baseminor: number, count: number, name: string): number;
+  /**
+   * `void unregister_chrdev_region(dev_t from, unsigned count)`
+   *
+   * `unregister_chrdev_region` (4.19: EXPORT_SYMBOL, 4.20: EXPORT_SYMBOL, 5.0: EXPORT_SYMBOL)
+   */
+  export function unregister_chrdev_region(from: number, count: number): void;
+  /**
+   * `void cdev_init(struct cdev *cdev, const struct file_operations *fops)`
+   *
+   * `cdev_init` (4.19: EXPORT_SYMBOL, 4.20: EXPORT_SYMBOL, 5.0: EXPORT_SYMBOL)
+   */
+  export function cdev_init(cdev: cdev, fops: file_operations): void;
+  /**
+   * `int cdev_add(struct cdev *p, dev_t dev, unsigned count)`
+   *
+   * `cdev_add` (4.19: EXPORT_SYMBOL, 4.20: EXPORT_SYMBOL, 5.0: EXPORT_SYMBOL)
+   */
+  export function cdev_add(p: cdev, dev: number, count: number): number;
+  /**
+   * `void cdev_del(struct cdev *p)`
+   *
+   * `cdev_del` (4.19: EXPORT_SYMBOL, 4.20: EXPORT_SYMBOL, 5.0: EXPORT_SYMBOL)
+   */
+  export function cdev_del(p: cdev): void;
+  /**
+   * `#define class_create(owner, name) __class_create(owner, name, &__key)`
+   *
+   * `__class_create` (4.19: EXPORT_SYMBOL_GPL, 4.20: EXPORT_SYMBOL_GPL, 5.0: EXPORT_SYMBOL_GPL)
+   */
+  export function class_create(owner: module | null, name: string): class_struct | ERR_PTR;
+  /**
+   * `void class_destroy(struct class *cls)`
+   *
+   * `class_destroy` (4.19: EXPORT_SYMBOL_GPL, 4.20: EXPORT_SYMBOL_GPL, 5.0: EXPORT_SYMBOL_GPL)
+   */
+  export function class_destroy(cls: class_struct | null): void;
+  /**
+   * `struct device *device_create(struct class *cls, struct device *parent, dev_t devt, void *drvdata, const char *fmt, ...)`
+   *
+   * `device_create` (4.19: EXPORT_SYMBOL_GPL, 4.20: EXPORT_SYMBOL_GPL, 5.0: EXPORT_SYMBOL_GPL)
+   */
+  export function device_create(cls: class_struct, parent: device | null, devt: number, drvdata: unknown, fmt: string, ...args: unknown[]): device | ERR_PTR;
+  /**
+   * `void device_destroy(struct class *cls, dev_t devt)`
+   *
+   * `device_destroy` (4.19: EXPORT_SYMBOL_GPL, 4.20: EXPORT_SYMBOL_GPL, 5.0: EXPORT_SYMBOL_GPL)
+   */
+  export function device_destroy(cls: class_struct, devt: number): void;
+  /**
+   * `int device_create_file(struct device *dev, const struct device_attribute *attr)`
+   *
+   * `device_create_file` (4.19: EXPORT_SYMBOL_GPL, 4.20: EXPORT_SYMBOL_GPL, 5.0: EXPORT_SYMBOL_GPL)
+   */
+  export function device_create_file(dev: device, attr: device_attribute): number;
+  /**
+   * `void device_remove_file(struct device *dev, const struct device_attribute *attr)`
+   *
+   * `device_remove_file` (4.19: EXPORT_SYMBOL_GPL, 4.20: EXPORT_SYMBOL_GPL, 5.0: EXPORT_SYMBOL_GPL)
+   */
+  export function device_remove_file(dev: device, attr: device_attribute): void;
+  /**
+   * `#define dev_WARN(dev, format, arg...) WARN(1, "%s %s: " format, dev_driver_string(dev), dev_name(dev), ## arg)`
+   *
+   * `__warn_printk` (4.19: EXPORT_SYMBOL, 4.20: EXPORT_SYMBOL, 5.0: EXPORT_SYMBOL)
+   */
+  export function dev_WARN(dev: device, format: string, ...args: unknown[]): void;
+  /**
+   * `/* dev->driver->owner: the module of the driver bound to dev, or NULL *\/`
+   *
+   * Header inline: needs no exported symbol.
+   */
+  export function dev_driver_owner(arg0: device): module | null;
+  /**
+   * `#define LINUX_VERSION_CODE /* KERNEL_VERSION() of the kernel the module is built for *\/`
+   *
+   * Header inline: needs no exported symbol.
+   */
+  export function LINUX_VERSION_CODE(): number;
+  /**
+   * `#define KERNEL_VERSION(a,b,c) (((a) << 16) + ((b) << 8) + ((c) > 255 ? 255 : (c)))`
+   *
+   * Header inline: needs no exported symbol.
+   */
+  export function KERNEL_VERSION(a: number, b: number, c: number): number;
+  /**
+   * `static inline int is_zero_pfn(unsigned long pfn)`
+   *
+   * `zero_pfn` (4.19: EXPORT_SYMBOL, 4.20: EXPORT_SYMBOL, 5.0: EXPORT_SYMBOL)
+   */
+  export function is_zero_pfn(pfn: number): boolean;
+  /**
+   * `static inline bool mmget_not_zero(struct mm_struct *mm)`
+   *
+   * Header inline: needs no exported symbol.
+   */
+  export function mmget_not_zero(mm: mm_struct): boolean;
+  /**
+   * `#define pci_register_driver(driver) __pci_register_driver(driver, THIS_MODULE, KBUILD_MODNAME)`
+   *
+   * `__pci_register_driver` (4.19: EXPORT_SYMBOL, 4.20: EXPORT_SYMBOL, 5.0: EXPORT_SYMBOL)
+   */
+  export function pci_register_driver(driver: pci_driver): number;
+  /**
+   * `void pci_unregister_driver(struct pci_driver *dev)`
+   *
+   * `pci_unregister_driver` (4.19: EXPORT_SYMBOL, 4.20: EXPORT_SYMBOL, 5.0: EXPORT_SYMBOL)
+   */
+  export function pci_unregister_driver(dev: pci_driver): void;
+  /**
+   * `int pci_enable_device(struct pci_dev *dev)`
+   *
+   * `pci_enable_device` (4.19: EXPORT_SYMBOL, 4.20: EXPORT_SYMBOL, 5.0: EXPORT_SYMBOL)
+   */
+  export function pci_enable_device(dev: pci_dev): number;
+  /**
+   * `void pci_disable_device(struct pci_dev *dev)`
+   *
+   * `pci_disable_device` (4.19: EXPORT_SYMBOL, 4.20: EXPORT_SYMBOL, 5.0: EXPORT_SYMBOL)
+   */
+  export function pci_disable_device(dev: pci_dev): void;
+  /**
+   * `void pci_set_master(struct pci_dev *dev)`
+   *
+   * `pci_set_master` (4.19: EXPORT_SYMBOL, 4.20: EXPORT_SYMBOL, 5.0: EXPORT_SYMBOL)
+   */
+  export function pci_set_master(dev: pci_dev): void;
+  /**
+   * `void pci_clear_master(struct pci_dev *dev)`
+   *
+   * `pci_clear_master` (4.19: EXPORT_SYMBOL, 4.20: EXPORT_SYMBOL, 5.0: EXPORT_SYMBOL)
+   */
+  export function pci_clear_master(dev: pci_dev): void;
+  /**
+   * `#define pci_resource_start(dev, bar) ((dev)->resource[(bar)].start)`
+   *
+   * Header inline: needs no exported symbol.
+   */
+  export function pci_resource_start(dev: pci_dev, bar: number): number;
+  /**
+   * `#define pci_resource_len(dev,bar) ((pci_resource_start((dev), (bar)) == 0 && pci_resource_end((dev), (bar)) == pci_resource_start((dev), (bar))) ? 0 : (pci_resource_end((dev), (bar)) - pci_resource_start((dev), (bar)) + 1))`
+   *
+   * Header inline: needs no exported symbol.
+   */
+  export function pci_resource_len(dev: pci_dev, bar: number): number;
+  /**
+   * `static inline const char *pci_name(const struct pci_dev *pdev)`
+   *
+   * Header inline: needs no exported symbol.
+   */
+  export function pci_name(pdev: pci_dev): string;
+  /**
+   * `static inline void pci_set_drvdata(struct pci_dev *pdev, void *data)`
+   *
+   * Header inline: needs no exported symbol.
+   */
+  export function pci_set_drvdata(pdev: pci_dev, data: unknown): void;
+  /**
+   * `static inline void *pci_get_drvdata(struct pci_dev *pdev)`
+   *
+   * Header inline: needs no exported symbol.
+   */
+  export function pci_get_drvdata(pdev: pci_dev): unknown;
+  /**
+   * `static inline void __iomem *ioremap(resource_size_t offset, unsigned long size)`
+   *
+   * `ioremap_nocache` (4.19: EXPORT_SYMBOL, 4.20: EXPORT_SYMBOL, 5.0: EXPORT_SYMBOL)
+   */
+  export function ioremap(offset: number, size: number): number;
+  /**
+   * `void iounmap(volatile void __iomem *addr)`
+   *
+   * `iounmap` (4.19: EXPORT_SYMBOL, 4.20: EXPORT_SYMBOL, 5.0: EXPORT_SYMBOL)
+   */
+  export function iounmap(addr: number): void;
+  /**
+   * `unsigned int ioread32(void __iomem *addr)`
+   *
+   * `ioread32` (4.19: EXPORT_SYMBOL, 4.20: EXPORT_SYMBOL, 5.0: EXPORT_SYMBOL)
+   */
+  export function ioread32(addr: number): number;
+  /**
+   * `void iowrite32(u32 val, void __iomem *addr)`
+   *
+   * `iowrite32` (4.19: EXPORT_SYMBOL, 4.20: EXPORT_SYMBOL, 5.0: EXPORT_SYMBOL)
+   */
+  export function iowrite32(val: number, addr: number): void;
+  /**
+   * `static inline int dma_set_mask(struct device *dev, u64 mask)`
+   *
+   * `dma_ops` (4.19: EXPORT_SYMBOL, 4.20: EXPORT_SYMBOL, 5.0: EXPORT_SYMBOL)
+   */
+  export function dma_set_mask(dev: device, mask: number): number;
+  /**
+   * `static inline dma_addr_t dma_map_page_attrs(struct device *dev, struct page *page, size_t offset, size_t size, enum dma_data_direction dir, unsigned long attrs)`
+   *
+   * `dma_ops` (4.19: EXPORT_SYMBOL, 4.20: EXPORT_SYMBOL, 5.0: EXPORT_SYMBOL)
+   */
+  export function dma_map_page_attrs(dev: device, page: page, offset: number, size: number, dir: number, attrs: number): number;
+  /**
+   * `#define dma_map_page(d, p, o, s, r) dma_map_page_attrs(d, p, o, s, r, 0)`
+   *
+   * `dma_ops` (4.19: EXPORT_SYMBOL, 4.20: EXPORT_SYMBOL, 5.0: EXPORT_SYMBOL)
+   */
+  export function dma_map_page(d: device, p: page, o: number, s: number, r: number): number;
+  /**
+   * `#define dma_unmap_page(d, a, s, r) dma_unmap_page_attrs(d, a, s, r, 0)`
+   *
+   * `dma_ops` (4.19: EXPORT_SYMBOL, 4.20: EXPORT_SYMBOL, 5.0: EXPORT_SYMBOL)
+   */
+  export function dma_unmap_page(d: device, a: number, s: number, r: number): void;
+  /**
+   * `static inline int dma_mapping_error(struct device *dev, dma_addr_t dma_addr)`
+   *
+   * `dma_ops` (4.19: EXPORT_SYMBOL, 4.20: EXPORT_SYMBOL, 5.0: EXPORT_SYMBOL)
+   */
+  export function dma_mapping_error(dev: device, dma_addr: number): number;
+  /**
+   * `#define WARN_ON(condition) ({ int __ret_warn_on = !!(condition); if (unlikely(__ret_warn_on)) __WARN(); unlikely(__ret_warn_on); })`
+   *
+   * Header inline: needs no exported symbol.
+   */
+  export function WARN_ON(condition: boolean): boolean;
+  /**
+   * `#define WARN(condition, format...) ({ int __ret_warn_on = !!(condition); if (unlikely(__ret_warn_on)) __WARN_printf(format); unlikely(__ret_warn_on); })`
+   *
+   * `__warn_printk` (4.19: EXPORT_SYMBOL, 4.20: EXPORT_SYMBOL, 5.0: EXPORT_SYMBOL)
+   */
+  export function WARN(condition: boolean, arg1: string, ...args: unknown[]): boolean;
+  /**
+   * `int bus_register(struct bus_type *bus)`
+   *
+   * `bus_register` (4.19: EXPORT_SYMBOL_GPL, 4.20: EXPORT_SYMBOL_GPL, 5.0: EXPORT_SYMBOL_GPL)
+   */
+  export function bus_register(bus: bus_type): number;
+  /**
+   * `void bus_unregister(struct bus_type *bus)`
+   *
+   * `bus_unregister` (4.19: EXPORT_SYMBOL_GPL, 4.20: EXPORT_SYMBOL_GPL, 5.0: EXPORT_SYMBOL_GPL)
+   */
+  export function bus_unregister(bus: bus_type): void;
+  /**
+   * `int device_register(struct device *dev) /* kemu: takes the fields a driver sets (struct device_desc); returns the device or an ERR_PTR *\/`
+   *
+   * `device_register` (4.19: EXPORT_SYMBOL_GPL, 4.20: EXPORT_SYMBOL_GPL, 5.0: EXPORT_SYMBOL_GPL)
+   */
+  export function device_register(dev: device_desc): device | ERR_PTR;
+  /**
+   * `void device_unregister(struct device *dev)`
+   *
+   * `device_unregister` (4.19: EXPORT_SYMBOL_GPL, 4.20: EXPORT_SYMBOL_GPL, 5.0: EXPORT_SYMBOL_GPL)
+   */
+  export function device_unregister(dev: device): void;
+  /**
+   * `int driver_register(struct device_driver *drv)`
+   *
+   * `driver_register` (4.19: EXPORT_SYMBOL_GPL, 4.20: EXPORT_SYMBOL_GPL, 5.0: EXPORT_SYMBOL_GPL)
+   */
+  export function driver_register(drv: device_driver): number;
+  /**
+   * `void driver_unregister(struct device_driver *drv)`
+   *
+   * `driver_unregister` (4.19: EXPORT_SYMBOL_GPL, 4.20: EXPORT_SYMBOL_GPL, 5.0: EXPORT_SYMBOL_GPL)
+   */
+  export function driver_unregister(drv: device_driver): void;
+  /**
+   * `static inline bool schedule_work(struct work_struct *work)`
+   *
+   * `queue_work_on` (4.19: EXPORT_SYMBOL, 4.20: EXPORT_SYMBOL, 5.0: EXPORT_SYMBOL); `system_wq` (4.19: EXPORT_SYMBOL, 4.20: EXPORT_SYMBOL, 5.0: EXPORT_SYMBOL)
+   */
+  export function schedule_work(work: work_struct): boolean;
+  /**
+   * `static inline void flush_scheduled_work(void)`
+   *
+   * `flush_workqueue` (4.19: EXPORT_SYMBOL, 4.20: EXPORT_SYMBOL, 5.0: EXPORT_SYMBOL); `system_wq` (4.19: EXPORT_SYMBOL, 4.20: EXPORT_SYMBOL, 5.0: EXPORT_SYMBOL)
+   */
+  export function flush_scheduled_work(): void;
+  /**
+   * `int acpi_bus_register_driver(struct acpi_driver *driver)`
+   *
+   * `acpi_bus_register_driver` (4.19: EXPORT_SYMBOL, 4.20: EXPORT_SYMBOL, 5.0: EXPORT_SYMBOL)
+   */
+  export function acpi_bus_register_driver(driver: acpi_driver): number;
+  /**
+   * `void acpi_bus_unregister_driver(struct acpi_driver *driver)`
+   *
+   * `acpi_bus_unregister_driver` (4.19: EXPORT_SYMBOL, 4.20: EXPORT_SYMBOL, 5.0: EXPORT_SYMBOL)
+   */
+  export function acpi_bus_unregister_driver(driver: acpi_driver): void;
+  /**
+   * `acpi_status acpi_get_table(char *signature, u32 instance, struct acpi_table_header **out_table) /* kemu: a copy of the table, or NULL for AE_NOT_FOUND *\/`
+   *
+   * `acpi_get_table` (4.19: EXPORT_SYMBOL, 4.20: EXPORT_SYMBOL, 5.0: EXPORT_SYMBOL)
+   */
+  export function acpi_get_table(signature: string, instance: number): Uint8Array;
+  /**
+   * `struct request_queue *blk_alloc_queue_node(gfp_t gfp_mask, int node_id, spinlock_t *lock) /* kemu: sets up the module's struct request_queue; 0 or -ENOMEM *\/`
+   *
+   * `blk_alloc_queue_node` (4.19: EXPORT_SYMBOL, 4.20: EXPORT_SYMBOL, 5.0: EXPORT_SYMBOL)
+   */
+  export function blk_alloc_queue_node(gfp_mask: request_queue, node_id: number, lock: number): number;
+  /**
+   * `void blk_queue_make_request(struct request_queue *q, make_request_fn *mfn)`
+   *
+   * `blk_queue_make_request` (4.19: EXPORT_SYMBOL, 4.20: EXPORT_SYMBOL, 5.0: EXPORT_SYMBOL)
+   */
+  export function blk_queue_make_request(q: request_queue, mfn: (arg0: request_queue, arg1: bio) => number): void;
+  /**
+   * `void blk_queue_write_cache(struct request_queue *q, bool wc, bool fua)`
+   *
+   * `blk_queue_write_cache` (4.19: EXPORT_SYMBOL_GPL, 4.20: EXPORT_SYMBOL_GPL, 5.0: EXPORT_SYMBOL_GPL)
+   */
+  export function blk_queue_write_cache(q: request_queue, wc: boolean, fua: boolean): void;
+  /**
+   * `void blk_queue_logical_block_size(struct request_queue *q, unsigned short size)`
+   *
+   * `blk_queue_logical_block_size` (4.19: EXPORT_SYMBOL, 4.20: EXPORT_SYMBOL, 5.0: EXPORT_SYMBOL)
+   */
+  export function blk_queue_logical_block_size(q: request_queue, size: number): void;
+  /**
+   * `void blk_queue_physical_block_size(struct request_queue *q, unsigned int size)`
+   *
+   * `blk_queue_physical_block_size` (4.19: EXPORT_SYMBOL, 4.20: EXPORT_SYMBOL, 5.0: EXPORT_SYMBOL)
+   */
+  export function blk_queue_physical_block_size(q: request_queue, size: number): void;
+  /**
+   * `void blk_queue_max_hw_sectors(struct request_queue *q, unsigned int max_hw_sectors)`
+   *
+   * `blk_queue_max_hw_sectors` (4.19: EXPORT_SYMBOL, 4.20: EXPORT_SYMBOL, 5.0: EXPORT_SYMBOL)
+   */
+  export function blk_queue_max_hw_sectors(q: request_queue, max_hw_sectors: number): void;
+  /**
+   * `void blk_queue_flag_set(unsigned int flag, struct request_queue *q)`
+   *
+   * `blk_queue_flag_set` (4.19: EXPORT_SYMBOL, 4.20: EXPORT_SYMBOL, 5.0: EXPORT_SYMBOL)
+   */
+  export function blk_queue_flag_set(flag: number, q: request_queue): void;
+  /**
+   * `void blk_freeze_queue_start(struct request_queue *q)`
+   *
+   * `blk_freeze_queue_start` (4.19: EXPORT_SYMBOL_GPL, 4.20: EXPORT_SYMBOL_GPL, 5.0: EXPORT_SYMBOL_GPL)
+   */
+  export function blk_freeze_queue_start(q: request_queue): void;
+  /**
+   * `void blk_cleanup_queue(struct request_queue *q)`
+   *
+   * `blk_cleanup_queue` (4.19: EXPORT_SYMBOL, 4.20: EXPORT_SYMBOL, 5.0: EXPORT_SYMBOL)
+   */
+  export function blk_cleanup_queue(q: request_queue): void;
+  /**
+   * `#define alloc_disk_node(minors, node_id) __alloc_disk_node(minors, node_id) /* kemu: sets up the module's struct gendisk; 0 or -ENOMEM *\/`
+   *
+   * `__alloc_disk_node` (4.19: EXPORT_SYMBOL, 4.20: EXPORT_SYMBOL, 5.0: EXPORT_SYMBOL)
+   */
+  export function alloc_disk_node(minors: gendisk, node_id: number, arg2: number): number;
+  /**
+   * `void device_add_disk(struct device *parent, struct gendisk *disk)`
+   *
+   * `device_add_disk` (4.19: EXPORT_SYMBOL, 4.20: EXPORT_SYMBOL, 5.0: EXPORT_SYMBOL)
+   */
+  export function device_add_disk(parent: device | null, disk: gendisk): void;
+  /**
+   * `static inline void set_capacity(struct gendisk *disk, sector_t size)`
+   *
+   * Header inline: needs no exported symbol.
+   */
+  export function set_capacity(disk: gendisk, size: number): void;
+  /**
+   * `static inline sector_t get_capacity(struct gendisk *disk)`
+   *
+   * Header inline: needs no exported symbol.
+   */
+  export function get_capacity(disk: gendisk): number;
+  /**
+   * `int revalidate_disk(struct gendisk *disk)`
+   *
+   * `revalidate_disk` (4.19: EXPORT_SYMBOL, 4.20: EXPORT_SYMBOL, 5.0: EXPORT_SYMBOL)
+   */
+  export function revalidate_disk(disk: gendisk): number;
+  /**
+   * `void del_gendisk(struct gendisk *disk)`
+   *
+   * `del_gendisk` (4.19: EXPORT_SYMBOL, 4.20: EXPORT_SYMBOL, 5.0: EXPORT_SYMBOL)
+   */
+  export function del_gendisk(disk: gendisk): void;
+  /**
+   * `void put_disk(struct gendisk *disk)`
+   *
+   * `put_disk` (4.19: EXPORT_SYMBOL, 4.20: EXPORT_SYMBOL, 5.0: EXPORT_SYMBOL)
+   */
+  export function put_disk(disk: gendisk | null): void;
+  /**
+   * `#define bio_for_each_segment(bvl, bio, iter) /* kemu: the loop's values at once, [bv_page, bv_len, bv_offset, iter.bi_sector] per segment *\/`
+   *
+   * Header inline: needs no exported symbol.
+   */
+  export function bio_for_each_segment(bvl: bio): Float64Array;
+  /**
+   * `void bio_endio(struct bio *bio)`
+   *
+   * `bio_endio` (4.19: EXPORT_SYMBOL, 4.20: EXPORT_SYMBOL, 5.0: EXPORT_SYMBOL)
+   */
+  export function bio_endio(bio: bio): void;
+  /**
+   * `static inline void bio_io_error(struct bio *bio)`
+   *
+   * `bio_endio` (4.19: EXPORT_SYMBOL, 4.20: EXPORT_SYMBOL, 5.0: EXPORT_SYMBOL)
+   */
+  export function bio_io_error(bio: bio): void;
+  /**
+   * `#define nd_driver_register(driver) __nd_driver_register(driver, THIS_MODULE, KBUILD_MODNAME)`
+   *
+   * `__nd_driver_register` (exported by the module libnvdimm)
+   */
+  export function nd_driver_register(driver: nd_device_driver): number;
+  /**
+   * `void *devm_memremap(struct device *dev, resource_size_t offset, size_t size, unsigned long flags)`
+   *
+   * `devm_memremap` (4.19: EXPORT_SYMBOL, 4.20: EXPORT_SYMBOL, 5.0: EXPORT_SYMBOL)
+   */
+  export function devm_memremap(dev: device, offset: number, size: number, flags: number): number;
+  /**
+   * `void devm_memunmap(struct device *dev, void *addr)`
+   *
+   * `devm_memunmap` (4.19: EXPORT_SYMBOL, 4.20: EXPORT_SYMBOL, 5.0: EXPORT_SYMBOL)
+   */
+  export function devm_memunmap(dev: device, addr: number): void;
+  /**
+   * `int walk_iomem_res_desc(unsigned long desc, unsigned long flags, u64 start, u64 end, void *arg, int (*func)(struct resource *, void *))`
+   *
+   * `walk_iomem_res_desc` (4.19: EXPORT_SYMBOL_GPL, 4.20: EXPORT_SYMBOL_GPL, 5.0: EXPORT_SYMBOL_GPL)
+   */
+  export function walk_iomem_res_desc(desc: number, flags: number, start: number, end: number, arg: unknown, func: (arg0: resource, arg1: unknown) => number | void): number;
+  /**
+   * `static inline void *kmap_atomic(struct page *page)`
+   *
+   * Header inline: needs no exported symbol.
+   */
+  export function kmap_atomic(page: page): number;
+  /**
+   * `#define kunmap_atomic(addr)`
+   *
+   * Header inline: needs no exported symbol.
+   */
+  export function kunmap_atomic(addr: number): void;
+  /**
+   * `static __always_inline unsigned long memcpy_mcsafe(void *dst, const void *src, size_t cnt)`
+   *
+   * `__memcpy_mcsafe` (4.19: EXPORT_SYMBOL_GPL, 4.20: EXPORT_SYMBOL_GPL, 5.0: EXPORT_SYMBOL_GPL)
+   */
+  export function memcpy_mcsafe(dst: number, src: number, cnt: number): number;
+  /**
+   * `static __always_inline void memcpy_flushcache(void *dst, const void *src, size_t cnt)`
+   *
+   * `__memcpy_flushcache` (4.19: EXPORT_SYMBOL_GPL, 4.20: EXPORT_SYMBOL_GPL, 5.0: EXPORT_SYMBOL_GPL)
+   */
+  export function memcpy_flushcache(dst: number, src: number, cnt: number): void;
+  /**
+   * `void arch_wb_cache_pmem(void *addr, size_t size)`
+   *
+   * `arch_wb_cache_pmem` (4.19: EXPORT_SYMBOL_GPL, 4.20: EXPORT_SYMBOL_GPL, 5.0: EXPORT_SYMBOL_GPL)
+   */
+  export function arch_wb_cache_pmem(addr: number, size: number): void;
 
   export const EPERM: 1;
   export const ENOENT: 2;
@@ -1008,6 +1680,65 @@ declare module "kemu/kernel" {
   export const MISC_DYNAMIC_MINOR: 255;
   export const MISC_MAJOR: 10;
   export const O_ACCMODE: 3;
+  export const DMA_ATTR_SKIP_CPU_SYNC: 32;
+  export const DMA_BIDIRECTIONAL: 0;
+  export const DMA_FROM_DEVICE: 2;
+  export const DMA_NONE: 3;
+  export const DMA_TO_DEVICE: 1;
+  export const PCI_ANY_ID: 4294967295;
+  export const PCI_BASE_CLASS_DISPLAY: 3;
+  export const PCI_CLASS_DISPLAY_VGA: 768;
+  export const PCI_COMMAND_MASTER: 4;
+  export const PCI_COMMAND_MEMORY: 2;
+  export const PCI_ROM_RESOURCE: 6;
+  export const PCI_VENDOR_ID_NVIDIA: 4318;
+  export const PCI_VENDOR_ID_NVIDIA_SGS: 4818;
+  export const PFN_DEV: 4;
+  export const PFN_MAP: 8;
+  export const PFN_SG_CHAIN: 1;
+  export const PFN_SG_LAST: 2;
+  export const PFN_SPECIAL: 16;
+  export const BLK_STS_IOERR: 10;
+  export const BLK_STS_NOTSUPP: 1;
+  export const BLK_STS_OK: 0;
+  export const BLK_STS_RESOURCE: 9;
+  export const QUEUE_FLAG_DAX: 19;
+  export const QUEUE_FLAG_DYING: 1;
+  export const QUEUE_FLAG_NONROT: 6;
+  export const REQ_FUA: 131072;
+  export const REQ_OP_BITS: 8;
+  export const REQ_OP_FLUSH: 2;
+  export const REQ_OP_MASK: 255;
+  export const REQ_OP_READ: 0;
+  export const REQ_OP_WRITE: 1;
+  export const REQ_PREFLUSH: 262144;
+  export const REQ_SYNC: 2048;
+  export const SECTOR_SHIFT: 9;
+  export const BLOCK_EXT_MAJOR: 259;
+  export const DISK_NAME_LEN: 32;
+  export const GENHD_FL_EXT_DEVT: 64;
+  export const GENHD_FL_REMOVABLE: 1;
+  export const GENHD_FL_SUPPRESS_PARTITION_INFO: 32;
+  export const GENHD_FL_UP: 16;
+  export const ARCH_MEMREMAP_PMEM: 1;
+  export const MEMREMAP_WB: 1;
+  export const MEMREMAP_WC: 4;
+  export const MEMREMAP_WT: 2;
+  export const ND_DEVICE_DAX_PMEM: 7;
+  export const ND_DEVICE_DIMM: 1;
+  export const ND_DEVICE_MODALIAS_FMT: "nd:t%d";
+  export const ND_DEVICE_NAMESPACE_BLK: 6;
+  export const ND_DEVICE_NAMESPACE_IO: 4;
+  export const ND_DEVICE_NAMESPACE_PMEM: 5;
+  export const ND_DEVICE_REGION_BLK: 3;
+  export const ND_DEVICE_REGION_PMEM: 2;
+  export const ND_DRIVER_DAX_PMEM: 128;
+  export const ND_DRIVER_DIMM: 2;
+  export const ND_DRIVER_NAMESPACE_BLK: 64;
+  export const ND_DRIVER_NAMESPACE_IO: 16;
+  export const ND_DRIVER_NAMESPACE_PMEM: 32;
+  export const ND_DRIVER_REGION_BLK: 8;
+  export const ND_DRIVER_REGION_PMEM: 4;
   export const PAGE_SIZE: 4096;
   export const PAGE_SHIFT: 12;
   export const PA_SECTION_SIZE: 134217728;

@@ -2,6 +2,9 @@
 // a ConfigError naming the field and saying what is wrong for every bad value. A failed boot
 // rejects the promise Kernel.boot() returned and leaves nothing behind.
 
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { memparse, MODULES_DIR, resolveConfig } from "../../core/config.ts";
 import { EINVAL, KernelError } from "../../core/errno.ts";
@@ -13,7 +16,7 @@ const G = 2 ** 30;
 const T = 2 ** 40;
 const P = 2 ** 50;
 
-const TOP_KEYS = "version, memory, pmem, reserved, physBits, seed, logBufLen, console, debugVm, kconfig, moduleSigKeys, moduleHeap, moduleTimeoutMs, autoload, modulesDir";
+const TOP_KEYS = "version, memory, pmem, reserved, gpus, physBits, seed, logBufLen, console, debugVm, kconfig, moduleSigKeys, moduleHeap, moduleTimeoutMs, autoload, modulesDir";
 const SIZE_HINT = '(bytes, or a number with K, M, G, T, P or E, e.g. "4G")';
 
 /** The failure must name `field` and carry exactly `message`. */
@@ -77,6 +80,7 @@ describe("defaults and accepted forms", () => {
       memory: G,
       pmem: [],
       reserved: [],
+      gpus: [],
       physBits: 46,
       seed: 0,
       logBufLen: 128 * K,
@@ -98,10 +102,12 @@ describe("defaults and accepted forms", () => {
     expect(resolveConfig({ memory: "1024m" }).memory).toBe(G);
     expect(resolveConfig({ memory: "01000M" }).memory).toBe(512 * M);
     expect(resolveConfig({ logBufLen: "8k" }).logBufLen).toBe(8 * K);
-    const k = await boot({ version: "4.20", memory: "2g", pmem: [{ size: "256m", start: "0x100000000", legacy: true, file: "p.img" }] });
+    // The region's file is created (sparse) at boot: one in a temporary directory.
+    const file = join(mkdtempSync(join(tmpdir(), "kemu-config-")), "p.img");
+    const k = await boot({ version: "4.20", memory: "2g", pmem: [{ size: "256m", start: "0x100000000", legacy: true, file }] });
     expect(k.config.version).toBe("4.20");
     expect(k.config.memory).toBe(2 * G);
-    expect(k.config.pmem).toEqual([{ index: 0, start: 4 * G, size: 256 * M, file: "p.img", legacy: true }]);
+    expect(k.config.pmem).toEqual([{ index: 0, start: 4 * G, size: 256 * M, file, legacy: true, mode: "fsdax" }]);
     expect(k.profile.release).toBe("4.20.0");
   });
 
@@ -149,11 +155,11 @@ describe("Kernel.boot rejects a bad config with a ConfigError", () => {
   });
 
   it("names an unknown nested key with its path", async () => {
-    await expectConfigError({ pmem: [{ size: "1G", colour: "red" }] }, "pmem[0].colour", "unknown key (expected one of: size, start, file, legacy)");
+    await expectConfigError({ pmem: [{ size: "1G", colour: "red" }] }, "pmem[0].colour", "unknown key (expected one of: size, start, file, legacy, mode)");
     await expectConfigError(
       { pmem: [{ size: "1G" }, { size: "1G", offset: 0 }] },
       "pmem[1].offset",
-      "unknown key (expected one of: size, start, file, legacy)",
+      "unknown key (expected one of: size, start, file, legacy, mode)",
     );
     await expectConfigError({ reserved: [{ start: 0, size: 4096, type: 2 }] }, "reserved[0].type", "unknown key (expected one of: start, size)");
   });

@@ -50,6 +50,35 @@ for (const builtin of [false, true]) {
       k.rmmod("queue");
     });
 
+    it("a void call that runs the module's own code (platform_device_unregister -> remove) is made at once, not queued", async () => {
+      const k = await boot({ version: "5.0" });
+      const seq = k.log.nextSeq;
+      await load(k, "callsback", `
+import {
+  MODULE_LICENSE, module_init, module_exit, printk, KERN_INFO,
+  platform_driver_register, platform_driver_unregister, platform_device_register_simple, platform_device_unregister, type platform_driver,
+} from "kemu/kernel";
+MODULE_LICENSE("GPL");
+let state = "bound";
+const drv: platform_driver = {
+  driver: { name: "callsback" },
+  probe: () => 0,
+  remove: () => { printk(KERN_INFO + "callsback: remove sees %s\\n", state); return 0; },
+};
+module_init(() => {
+  platform_driver_register(drv);
+  const pdev = platform_device_register_simple("callsback", 0, null, 0);
+  platform_device_unregister(pdev);
+  state = "unregistered";
+  printk(KERN_INFO + "callsback: after unregister\\n");
+  return 0;
+});
+module_exit(() => platform_driver_unregister(drv));
+`, builtin);
+      expect(k.log.messages(seq).filter((l) => l.startsWith("callsback"))).toEqual(["callsback: remove sees bound", "callsback: after unregister"]);
+      k.rmmod("callsback");
+    });
+
     it("alloc_and_copy() naming a page the module does not hold: the entry is dropped with a line, nothing moves", async () => {
       const k = await boot({ version: "5.0" });
       await load(k, "forger", `

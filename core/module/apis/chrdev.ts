@@ -95,7 +95,7 @@ export const CHRDEV_APIS = defineApis([
     },
   },
   {
-    name: "mmput", symbols: ["mmput"], params: ["o:mm_struct"], ret: "void", proto: "void mmput(struct mm_struct *mm)",
+    name: "mmput", callsBack: true, symbols: ["mmput"], params: ["o:mm_struct"], ret: "void", proto: "void mmput(struct mm_struct *mm)",
     impl: (c: CallCtx, mm: MmStruct) => {
       dropRef(c, mm, "users", "mmput");
       mmput(mm);

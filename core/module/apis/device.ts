@@ -82,7 +82,7 @@ export const DEVICE_APIS = defineApis([
     },
   },
   {
-    name: "platform_device_unregister", symbols: ["platform_device_unregister"], params: ["o?:platform_device"], ret: "void", proto: "void platform_device_unregister(struct platform_device *pdev)",
+    name: "platform_device_unregister", callsBack: true, symbols: ["platform_device_unregister"], params: ["o?:platform_device"], ret: "void", proto: "void platform_device_unregister(struct platform_device *pdev)",
     impl: (c: CallCtx, pdev: PlatformDevice | null) => {
       if (!pdev) return;
       c.mod.holdings.pdevs.delete(pdev);

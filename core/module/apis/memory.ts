@@ -35,6 +35,10 @@ export const MEMORY_APIS = defineApis([
   },
   { name: "alloc_pages", symbols: ["alloc_pages_current"], params: ["num", "int"], ret: "page", proto: "struct page *alloc_pages(gfp_t gfp_mask, unsigned int order)", impl: (c: CallCtx, gfp: number, order: number) => c.k.mm.alloc_pages(gfp, order) },
   { name: "alloc_page", symbols: ["alloc_pages_current"], params: ["num"], ret: "page", proto: "#define alloc_page(gfp_mask) alloc_pages(gfp_mask, 0)", impl: (c: CallCtx, gfp: number) => c.k.mm.alloc_pages(gfp, 0) },
+  {
+    name: "alloc_page_vma", symbols: ["alloc_pages_vma"], params: ["num", "o?:vm_area_struct", "num"], ret: "page", proto: "#define alloc_page_vma(gfp_mask, vma, addr) alloc_pages_vma(gfp_mask, 0, vma, addr, numa_node_id(), false)",
+    impl: (c: CallCtx, gfp: number) => c.k.mm.alloc_pages(gfp, 0),
+  },
   { name: "__free_pages", symbols: ["__free_pages"], params: ["page", "int"], ret: "void", proto: "void __free_pages(struct page *page, unsigned int order)", impl: (c: CallCtx, page: Page, order: number) => c.k.mm.__free_pages(page, order) },
   { name: "__free_page", symbols: ["__free_pages"], params: ["page"], ret: "void", proto: "#define __free_page(page) __free_pages((page), 0)", impl: (c: CallCtx, page: Page) => c.k.mm.__free_pages(page, 0) },
   { name: "get_page", symbols: [], params: ["page"], ret: "void", proto: "static inline void get_page(struct page *page)", impl: (c: CallCtx, page: Page) => c.k.mm.get_page(page) },

@@ -29,7 +29,7 @@ export const MEMREMAP_APIS = defineApis([
     },
   },
   {
-    name: "hmm_device_put", symbols: ["hmm_device_put"], params: ["o:hmm_device"], ret: "void", proto: "void hmm_device_put(struct hmm_device *hmm_device)",
+    name: "hmm_device_put", callsBack: true, symbols: ["hmm_device_put"], params: ["o:hmm_device"], ret: "void", proto: "void hmm_device_put(struct hmm_device *hmm_device)",
     impl: (c: CallCtx, h: HmmDevice) => {
       c.mod.holdings.hmmDevices.delete(h);
       c.k.hmm.hmm_device_put(h);
@@ -37,7 +37,7 @@ export const MEMREMAP_APIS = defineApis([
   },
   { name: "hmm_devmem_add", symbols: ["hmm_devmem_add"], params: ["s:hmm_devmem_ops", "o:device", "num"], ret: "o:hmm_devmem", proto: "struct hmm_devmem *hmm_devmem_add(const struct hmm_devmem_ops *ops, struct device *device, unsigned long size)", impl: (c: CallCtx, ops: HmmDevmemOps, dev: Device, size: number) => c.k.hmm.hmm_devmem_add(ops, dev, size) },
   { name: "hmm_devmem_add_resource", symbols: ["hmm_devmem_add_resource"], params: ["s:hmm_devmem_ops", "o:device", "o:resource"], ret: "o:hmm_devmem", proto: "struct hmm_devmem *hmm_devmem_add_resource(const struct hmm_devmem_ops *ops, struct device *device, struct resource *res)", impl: (c: CallCtx, ops: HmmDevmemOps, dev: Device, res: Resource) => c.k.hmm.hmm_devmem_add_resource(ops, dev, res) },
-  { name: "hmm_devmem_remove", symbols: ["hmm_devmem_remove"], params: ["o:hmm_devmem"], ret: "void", proto: "void hmm_devmem_remove(struct hmm_devmem *devmem)", impl: (c: CallCtx, d: HmmDevmem) => c.k.hmm.hmm_devmem_remove(d) },
+  { name: "hmm_devmem_remove", callsBack: true, symbols: ["hmm_devmem_remove"], params: ["o:hmm_devmem"], ret: "void", proto: "void hmm_devmem_remove(struct hmm_devmem *devmem)", impl: (c: CallCtx, d: HmmDevmem) => c.k.hmm.hmm_devmem_remove(d) },
   {
     name: "hmm_devmem_page_set_drvdata", symbols: [], params: ["page", "num"], ret: "void", proto: "static inline void hmm_devmem_page_set_drvdata(struct page *page, unsigned long data)",
     impl: (c: CallCtx, page: Page, data: number) => {

@@ -5,6 +5,7 @@ import { symbolString } from "../marshal.ts";
 import { formatResource, Resource } from "../../mm/resource.ts";
 import { devPrefix, type Device } from "../../base/device.ts";
 import { defineApis, type CallCtx } from "../api.ts";
+import { Ratelimit } from "../../lib/ratelimit.ts";
 
 function format(c: CallCtx, fmt: string, args: unknown[]): string {
   return vsprintf(fmt, args, {
@@ -50,6 +51,19 @@ const LEVELS: [string, string, string][] = [
   ["pr_info", "_dev_info", "\x016"],
 ];
 
+/** The DEFINE_RATELIMIT_STATE of each dev_*_ratelimited() call site: per module and format. */
+const callSites = new WeakMap<object, Map<string, Ratelimit>>();
+
+function ratelimited(c: CallCtx, fmt: string): boolean {
+  let sites = callSites.get(c.mod);
+  if (!sites) callSites.set(c.mod, (sites = new Map()));
+  let rs = sites.get(fmt);
+  if (!rs) sites.set(fmt, (rs = new Ratelimit()));
+  // __ratelimit() names the function it is in; kemu knows the module function it called.
+  const func = (c.mod.callees.at(-1) ?? c.mod.name).replace(/ \[.*\]$/, "");
+  return rs.allow(c.k.clock.jiffies, func, (t) => c.k.printk(t));
+}
+
 export const PRINTK_APIS = defineApis([
   { name: "printk", symbols: ["printk"], params: ["str", "...any"], ret: "int", proto: "int printk(const char *fmt, ...)", impl: printk },
   ...LEVELS.map(([pr, , level]) => ({
@@ -69,6 +83,17 @@ export const PRINTK_APIS = defineApis([
     proto: `void ${sym}(const struct device *dev, const char *fmt, ...)`,
     impl: (c: CallCtx, dev: Device, fmt: string, ...args: unknown[]) => {
       c.k.printk(level + devPrefix(dev) + format(c, fmt, args));
+    },
+  })),
+  // include/linux/device.h dev_level_ratelimited(): a static ratelimit state per call site.
+  ...LEVELS.map(([pr, sym, level]) => ({
+    name: `dev_${pr.slice(3)}_ratelimited`,
+    symbols: [sym, "___ratelimit"],
+    params: ["o:device", "str", "...any"],
+    ret: "void",
+    proto: `#define dev_${pr.slice(3)}_ratelimited(dev, fmt, ...) dev_level_ratelimited(dev_${pr.slice(3)}, dev, fmt, ##__VA_ARGS__)`,
+    impl: (c: CallCtx, dev: Device, fmt: string, ...args: unknown[]) => {
+      if (ratelimited(c, fmt)) c.k.printk(level + devPrefix(dev) + format(c, fmt, args));
     },
   })),
 ]);

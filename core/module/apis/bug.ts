@@ -1,0 +1,31 @@
+// WARN_ON() and WARN() as modules use them (include/asm-generic/bug.h, x86 __WARN_FLAGS): the
+// report when the condition holds, taint W, and the condition back.
+//
+// WARN_ON() traps (ud2) to report_bug() and needs no exported symbol; WARN() prints its message
+// through __warn_printk() (kernel/panic.c, EXPORT_SYMBOL since 4.15) first. The kernel does not
+// see a module's source file and line: the WARNING line names the module's object and the
+// module function the kernel is in.
+
+import { vsprintf } from "../../lib/vsprintf.ts";
+import { defineApis, type CallCtx } from "../api.ts";
+
+function site(c: CallCtx): { file: string; func: string } {
+  return { file: `${c.mod.name}.ko`, func: c.mod.callees.at(-1) ?? `[${c.mod.name}]` };
+}
+
+export const BUG_APIS = defineApis([
+  {
+    name: "WARN_ON", symbols: [], params: ["bool"], ret: "bool", proto: "#define WARN_ON(condition) ({ int __ret_warn_on = !!(condition); if (unlikely(__ret_warn_on)) __WARN(); unlikely(__ret_warn_on); })",
+    impl: (c: CallCtx, cond: boolean) => {
+      if (cond) c.k.warn(site(c), null);
+      return cond;
+    },
+  },
+  {
+    name: "WARN", symbols: ["__warn_printk"], params: ["bool", "str", "...any"], ret: "bool", proto: "#define WARN(condition, format...) ({ int __ret_warn_on = !!(condition); if (unlikely(__ret_warn_on)) __WARN_printf(format); unlikely(__ret_warn_on); })",
+    impl: (c: CallCtx, cond: boolean, fmt: string, ...args: unknown[]) => {
+      if (cond) c.k.warn(site(c), vsprintf(fmt, args, { hashPointer: (v) => c.k.hashPointer(v), resource: () => null, symbol: () => null }));
+      return cond;
+    },
+  },
+]);
