@@ -31,6 +31,12 @@ export interface PmemConfig {
    * dax info block, for dax_pmem) or "raw" (none: /dev/pmemN without struct pages).
    */
   mode?: PmemMode;
+  /**
+   * `ndctl create-namespace --align` for fsdax and devdax: "4K", "2M" (the default, PMD_SIZE)
+   * or, for devdax only, "1G". kemu maps 4 KiB pages only, so a devdax namespace whose pages a
+   * process is to touch needs "4K" (device-dax refuses faults smaller than its alignment).
+   */
+  align?: Size;
 }
 
 export const PMEM_MODES = ["fsdax", "devdax", "raw"] as const;
@@ -92,6 +98,7 @@ export interface ResolvedPmem {
   file: string | undefined;
   legacy: boolean;
   mode: PmemMode;
+  align: number;
 }
 
 export interface ResolvedGpu {
@@ -211,7 +218,7 @@ export function resolveConfig(input: BootConfig = {}): ResolvedConfig {
   const pmem = list("pmem", cfg["pmem"]).map((p, index): ResolvedPmem => {
     const field = `pmem[${index}]`;
     const o = plainObject(field, p);
-    checkKeys(field, o, ["size", "start", "file", "legacy", "mode"]);
+    checkKeys(field, o, ["size", "start", "file", "legacy", "mode", "align"]);
     if (o["size"] === undefined) throw new ConfigError(`${field}.size`, "missing (e.g. \"4G\")");
     const sz = size(`${field}.size`, o["size"]);
     if (sz === 0) throw new ConfigError(`${field}.size`, "must not be 0");
@@ -231,7 +238,12 @@ export function resolveConfig(input: BootConfig = {}): ResolvedConfig {
     if (!PMEM_MODES.includes(mode as PmemMode)) {
       throw new ConfigError(`${field}.mode`, `${JSON.stringify(mode)} is not a namespace mode (expected one of: ${PMEM_MODES.join(", ")})`);
     }
-    return { index, start, size: sz, file: file as string | undefined, legacy, mode: mode as PmemMode };
+    const align = size(`${field}.align`, o["align"] ?? "2M");
+    const aligns = mode === "devdax" ? [PAGE_SIZE, 2 * SZ_1M, SZ_1G] : [PAGE_SIZE, 2 * SZ_1M];
+    if (!aligns.includes(align)) {
+      throw new ConfigError(`${field}.align`, `${hex(align)} is not an alignment ndctl offers for ${mode} (${mode === "devdax" ? "4K, 2M or 1G" : "4K or 2M"})`);
+    }
+    return { index, start, size: sz, file: file as string | undefined, legacy, mode: mode as PmemMode, align };
   });
 
   const reserved = list("reserved", cfg["reserved"]).map((r, index) => {

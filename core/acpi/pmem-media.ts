@@ -2,7 +2,7 @@
 // its `file` (read on first access, written back on flush and at power-off), and its
 // namespace carries the info block `ndctl create-namespace -m MODE` would have left at
 // offset 4 KiB, as the 4.20/5.0 kernel's nd_pfn_init() lays it out (drivers/nvdimm/pfn.h
-// struct nd_pfn_sb, version 1.2, map=dev, align 2 MiB): "NVDIMM_PFN_INFO" for fsdax,
+// struct nd_pfn_sb, version 1.2, map=dev, align as configured: 2 MiB by default): "NVDIMM_PFN_INFO" for fsdax,
 // "NVDIMM_DAX_INFO" for devdax (with 128 KiB reserved for dax labels), nothing for raw. A
 // block the media already holds for the configured mode is left as it is, so data written
 // in a previous boot keeps its place; another mode's block is rewritten, or wiped for raw.
@@ -89,8 +89,7 @@ const ALIGN_DOWN = (x: number, a: number) => Math.floor(x / a) * a;
  * alignment, the memmap reserved in the namespace for map=dev), or null when the namespace
  * cannot satisfy the alignment.
  */
-export function nd_pfn_init_sb(k: Kernel, start: number, size: number, dax: boolean, uuid: Uint8Array): NdPfnSb | null {
-  const align = SZ_2M;
+export function nd_pfn_init_sb(k: Kernel, start: number, size: number, dax: boolean, uuid: Uint8Array, align = SZ_2M): NdPfnSb | null {
   const dax_label_reserve = dax ? SZ_128K : 0;
   const iomem = k.mm.iomem;
   let start_pad = 0;
@@ -135,6 +134,12 @@ function uuidFor(k: Kernel, index: number): Uint8Array {
   return u;
 }
 
+/** struct nd_pfn_sb.align of the block at `phys` */
+function readAlign(k: Kernel, phys: number): number {
+  const b = k.mm.physmem.read(phys + 84, 4);
+  return new DataView(b.buffer, b.byteOffset, 4).getUint32(0, true);
+}
+
 function signatureAt(k: Kernel, phys: number): string {
   return String.fromCharCode(...k.mm.physmem.read(phys, PFN_SIG_LEN));
 }
@@ -154,13 +159,14 @@ function writeInfoBlock(k: Kernel, p: ResolvedPmem, mode: PmemMode): void {
   const at = p.start + SZ_4K;
   const sig = signatureAt(k, at);
   const want = mode === "fsdax" ? PFN_SIG : mode === "devdax" ? DAX_SIG : null;
-  if (sig === want) return;
+  // The same mode with the same alignment: ndctl was not run again, the data stays.
+  if (sig === want && readAlign(k, at) === p.align) return;
   if (want === null) {
     // -m raw over an fsdax/devdax namespace: the old info block is wiped.
     if (sig === PFN_SIG || sig === DAX_SIG) k.mm.physmem.zero(at, ND_PFN_SB_SIZE);
     return;
   }
-  const sb = nd_pfn_init_sb(k, p.start, p.size, mode === "devdax", uuidFor(k, p.index));
+  const sb = nd_pfn_init_sb(k, p.start, p.size, mode === "devdax", uuidFor(k, p.index), p.align);
   if (sb) k.mm.physmem.write(at, encodePfnSb(sb));
 }
 

@@ -146,18 +146,9 @@ function dax_pmem_probe(dev: device): number {
   return PTR_ERR_OR_ZERO(dev_dax);
 }
 
-/*
- * pmem.c has no ->remove: its devres undoes the probe, and nvdimm_bus_remove() calls
- * ->remove only when there is one. kemu's __nd_driver_register() insists on one, so this one
- * does nothing (what having none does).
- */
-function dax_pmem_remove(_dev: device): number {
-  return 0;
-}
-
+// No ->remove, as in pmem.c: its devres undoes the probe.
 const dax_pmem_driver: nd_device_driver = {
   probe: dax_pmem_probe,
-  remove: dax_pmem_remove,
   drv: { name: "dax_pmem" },
   type: ND_DRIVER_DAX_PMEM,
 };

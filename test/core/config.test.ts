@@ -107,7 +107,7 @@ describe("defaults and accepted forms", () => {
     const k = await boot({ version: "4.20", memory: "2g", pmem: [{ size: "256m", start: "0x100000000", legacy: true, file }] });
     expect(k.config.version).toBe("4.20");
     expect(k.config.memory).toBe(2 * G);
-    expect(k.config.pmem).toEqual([{ index: 0, start: 4 * G, size: 256 * M, file, legacy: true, mode: "fsdax" }]);
+    expect(k.config.pmem).toEqual([{ index: 0, start: 4 * G, size: 256 * M, file, legacy: true, mode: "fsdax", align: 2 * M }]);
     expect(k.profile.release).toBe("4.20.0");
   });
 
@@ -148,6 +148,13 @@ describe("Kernel.boot rejects a bad config with a ConfigError", () => {
     await expectConfigError({ Memory: "1G" }, "Memory", `unknown key (expected one of: ${TOP_KEYS})`);
   });
 
+  it("takes a pmem namespace alignment ndctl offers for its mode", async () => {
+    expect(resolveConfig({ pmem: [{ size: "1G", mode: "devdax", align: "1G" }] }).pmem[0]!.align).toBe(G);
+    expect(resolveConfig({ pmem: [{ size: "1G", align: "4K" }] }).pmem[0]!.align).toBe(4 * K);
+    await expectConfigError({ pmem: [{ size: "1G", align: "1G" }] }, "pmem[0].align", "0x40000000 is not an alignment ndctl offers for fsdax (4K or 2M)");
+    await expectConfigError({ pmem: [{ size: "1G", mode: "devdax", align: "64K" }] }, "pmem[0].align", "0x10000 is not an alignment ndctl offers for devdax (4K, 2M or 1G)");
+  });
+
   it("takes autoload as a boolean and modulesDir as a path", async () => {
     expect(resolveConfig({ autoload: false, modulesDir: "/tmp/mods" })).toMatchObject({ autoload: false, modulesDir: "/tmp/mods" });
     await expectConfigError({ autoload: "yes" }, "autoload", 'expected true or false, got "yes"');
@@ -155,11 +162,11 @@ describe("Kernel.boot rejects a bad config with a ConfigError", () => {
   });
 
   it("names an unknown nested key with its path", async () => {
-    await expectConfigError({ pmem: [{ size: "1G", colour: "red" }] }, "pmem[0].colour", "unknown key (expected one of: size, start, file, legacy, mode)");
+    await expectConfigError({ pmem: [{ size: "1G", colour: "red" }] }, "pmem[0].colour", "unknown key (expected one of: size, start, file, legacy, mode, align)");
     await expectConfigError(
       { pmem: [{ size: "1G" }, { size: "1G", offset: 0 }] },
       "pmem[1].offset",
-      "unknown key (expected one of: size, start, file, legacy, mode)",
+      "unknown key (expected one of: size, start, file, legacy, mode, align)",
     );
     await expectConfigError({ reserved: [{ start: 0, size: 4096, type: 2 }] }, "reserved[0].type", "unknown key (expected one of: start, size)");
   });

@@ -4,8 +4,8 @@
 // - nd_driver_register(): module_nd_driver()'s registration. Its symbol, __nd_driver_register,
 //   is libnvdimm's export (EXPORT_SYMBOL, drivers/nvdimm/bus.c): a driver that uses it depends
 //   on libnvdimm and is refused without it. The kernel does its work here because a driver's
-//   callbacks cannot cross into libnvdimm's isolate: the same checks (type and ->probe and
-//   ->remove set, else -EINVAL), drv->bus = libnvdimm's "nd" bus, driver_register(). libnvdimm
+//   callbacks cannot cross into libnvdimm's isolate: the same checks (type and ->probe set,
+//   else -EINVAL), drv->bus = libnvdimm's "nd" bus, driver_register(). libnvdimm
 //   registers its own drivers with its own __nd_driver_register().
 // - Persistent memory access through kernel virtual addresses (numbers): devm_memremap() of
 //   a namespace, kmap_atomic() of a page, memcpy_mcsafe() (reads; bytes not copied),
@@ -75,14 +75,15 @@ export const NVDIMM_APIS = defineApis([
     impl: (c: CallCtx, nd: NdDeviceDriverTwin) => {
       const d = nd.drv;
       if (!d) throw new ArgError("nd_driver_register(): struct nd_device_driver without its drv");
-      // pr_debug("driver type bitmask not set (%pf)\n") / pr_debug("->probe() and ->remove() must be specified\n")
-      if (!nd.type || !nd.probe || !nd.remove) return -EINVAL;
+      // pr_debug("driver type bitmask not set (%pf)\n") / pr_debug("%s ->probe() must be specified\n", mod_name):
+      // ->remove is optional (nvdimm_bus_remove() calls it only when there is one).
+      if (!nd.type || !nd.probe) return -EINVAL;
       if (d.kdrv) return -EINVAL;
       // drv->bus = &nvdimm_bus_type: the bus of the module whose __nd_driver_register this is.
       const libnvdimm = c.mod.symbols.get("__nd_driver_register") ?? null;
       const bus = moduleBuses.get("nd");
       if (!bus?.kbus || bus.owner !== libnvdimm) return -ENODEV;
-      const drv = new TypedDeviceDriver(d.name, { owner: c.mod.name, probe: nd.probe, remove: nd.remove });
+      const drv = new TypedDeviceDriver(d.name, { owner: c.mod.name, probe: nd.probe, remove: nd.remove ?? undefined });
       drv.type = nd.type;
       d.bus = bus;
       return registerDriver(c, d, drv, bus.kbus);
