@@ -8,5 +8,7 @@ export default defineConfig({
     pool: "forks",
     execArgv: ["--no-node-snapshot"],
     testTimeout: 30_000,
+    // `kemu modules` first: build/drivers from the sources under test.
+    globalSetup: ["test/global-setup.ts"],
   },
 });

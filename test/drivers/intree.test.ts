@@ -1,5 +1,5 @@
-// The in-tree drivers as a machine gets them: `kemu modules`' build of drivers/ (buildInTree,
-// into a temporary module tree), a boot with an fsdax and a devdax pmem region and a GPU,
+// The in-tree drivers as a machine gets them: `kemu modules`' build of drivers/ (the tree's
+// build/drivers, fresh from test/global-setup.ts), a boot with an fsdax and a devdax pmem region and a GPU,
 // and udev loading every driver by its alias. Then the devices are used through a process:
 // /dev/pmem0 block I/O, /dev/dax1.0 mapped (a 4K-aligned devdax namespace, so the 4 KiB
 // faults kemu has can map it), and both persist in the regions' files across a reboot.
@@ -7,22 +7,18 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { BootConfig } from "../../core/config.ts";
+import { MODULES_DIR, type BootConfig } from "../../core/config.ts";
 import { O_RDWR } from "../../core/fs/file.ts";
 import { MAP_SHARED, PROT_READ, PROT_WRITE } from "../../core/mm/mmap.ts";
 import type { KernelVersion } from "../../core/version.ts";
-import { buildInTree } from "../../sdk/build/intree.ts";
 import { boot } from "../helpers/kernel.ts";
 
-const ROOT = fileURLToPath(new URL("../..", import.meta.url));
 const VERSIONS: KernelVersion[] = ["4.20", "5.0"];
 let dir: string;
 
-beforeAll(async () => {
+beforeAll(() => {
   dir = mkdtempSync(join(tmpdir(), "kemu-intree-"));
-  for (const v of VERSIONS) await buildInTree(ROOT, join(dir, "modules"), v);
 });
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
@@ -34,7 +30,7 @@ function machine(version: KernelVersion): BootConfig {
       { size: "256M", file: join(dir, `${version}-pmem1.img`), mode: "devdax", align: "4K" },
     ],
     gpus: [{ vram: "64M" }],
-    modulesDir: join(dir, "modules"),
+    modulesDir: MODULES_DIR,
     autoload: true,
   };
 }
