@@ -58,11 +58,11 @@ export class Kernel {
   readonly proc: ProcFs;
   /** User processes (k.spawn()). */
   readonly processes: Processes;
-  /** Character devices drivers register with misc_register() (/dev/NAME). */
   /** The /dev nodes of registered devices. */
   readonly devtmpfs = new Devtmpfs();
   /** modprobe and udev's autoload of in-tree drivers. */
   readonly kmod: Kmod;
+  /** Character devices drivers register with misc_register() (/dev/NAME). */
   readonly misc: MiscDevices;
   /** Character device regions, cdevs and device classes (fs/char_dev.c). */
   readonly chrdevs: CharDevices;

@@ -27,7 +27,7 @@ export const PFN_MODE_RAM = 1;
 export const PFN_MODE_PMEM = 2;
 
 /** The parsed fields of struct nd_pfn_sb (little endian on the media). */
-export interface NdPfnSb {
+interface NdPfnSb {
   signature: string;
   uuid: Uint8Array;
   parent_uuid: Uint8Array;
@@ -61,7 +61,7 @@ export function nd_sb_checksum(sb: Uint8Array): bigint {
   return nd_fletcher64(copy);
 }
 
-export function encodePfnSb(sb: NdPfnSb): Uint8Array {
+function encodePfnSb(sb: NdPfnSb): Uint8Array {
   const buf = new Uint8Array(ND_PFN_SB_SIZE);
   const v = new DataView(buf.buffer);
   for (let i = 0; i < PFN_SIG_LEN; i++) buf[i] = sb.signature.charCodeAt(i) || 0;
@@ -89,7 +89,7 @@ const ALIGN_DOWN = (x: number, a: number) => Math.floor(x / a) * a;
  * alignment, the memmap reserved in the namespace for map=dev), or null when the namespace
  * cannot satisfy the alignment.
  */
-export function nd_pfn_init_sb(k: Kernel, start: number, size: number, dax: boolean, uuid: Uint8Array, align = SZ_2M): NdPfnSb | null {
+function nd_pfn_init_sb(k: Kernel, start: number, size: number, dax: boolean, uuid: Uint8Array, align = SZ_2M): NdPfnSb | null {
   const dax_label_reserve = dax ? SZ_128K : 0;
   const iomem = k.mm.iomem;
   let start_pad = 0;

@@ -54,7 +54,6 @@ const HOLE32_END = 0xfec00000;
 const HOLE64_MIN = 2 * SZ_1G;
 /** Functions sit in slots 02-1f (00 is the host bridge, 01 the ISA bridge). */
 const FIRST_SLOT = 2;
-export const MAX_PCI_GPUS = 30;
 
 /** struct pci_device_id */
 export interface PciDeviceId {

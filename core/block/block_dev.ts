@@ -5,8 +5,9 @@
 // write cache) and at the last close (sync_blockdev + kill_bdev). O_DIRECT I/O goes to the
 // driver at once and must be aligned to the logical block size (-EINVAL).
 
-import { EBADF, EINVAL, EIO, ENOMEM, ENOSPC, ENXIO } from "../errno.ts";
-import { File, FMODE_READ, FMODE_WRITE, type FileOperations, type Inode } from "../fs/file.ts";
+import { EBADF, EINVAL, EIO, ENOMEM, ENOSPC, ENXIO, EOPNOTSUPP } from "../errno.ts";
+import { DEVTMPFS_DEV } from "../fs/devtmpfs.ts";
+import { File, O_ACCMODE, OPEN_FMODE, type FileOperations, type Inode } from "../fs/file.ts";
 import type { Kernel } from "../kernel.ts";
 import { GFP_KERNEL } from "../mm/gfp.ts";
 import { PAGE_SIZE, type Page } from "../mm/memmap.ts";
@@ -15,12 +16,11 @@ import type { Disks, Gendisk } from "./genhd.ts";
 
 /** O_DIRECT on x86 */
 export const O_DIRECT = 0o40000;
-const O_ACCMODE = 0o3;
 
 /** The inode of a block device node. */
 class BdevInode implements Inode {
   readonly i_ino: number;
-  readonly s_dev = 6; // devtmpfs
+  readonly s_dev = DEVTMPFS_DEV;
   i_size = 0;
   readonly i_mapping = null;
   readonly regular = false;
@@ -69,8 +69,7 @@ export class BlockDevices {
   /** blkdev_open() -> blkdev_get(): the file, or -ENXIO when the disk or its driver is going. */
   open(disk: Gendisk, path: string, flags: number): File | number {
     const k = this.#k;
-    const acc = flags & O_ACCMODE;
-    if (acc === 3) return -EINVAL;
+    if ((flags & O_ACCMODE) === 3) return -EINVAL;
     // get_disk_and_module()
     if (!disk.added) return -ENXIO;
     const owner = disk.fops?.owner ?? null;
@@ -79,7 +78,6 @@ export class BlockDevices {
     let bdev = disk.bdev;
     if (!bdev) disk.bdev = bdev = new BlockDevice(disk);
     if (bdev.bd_openers++ === 0) bdev.size = disk.capacity * 512; // bd_set_size()
-    const f_mode = (acc === 0 || acc === 2 ? FMODE_READ : 0) | (acc === 1 || acc === 2 ? FMODE_WRITE : 0);
     const ops: FileOperations = {
       read: (file, count, pos) => this.#read(file, count, pos),
       write: (file, data, pos) => this.#write(file, data, pos),
@@ -88,7 +86,7 @@ export class BlockDevices {
     };
     const inode = new BdevInode(this.#nextIno++, disk.devt);
     inode.i_size = bdev.size;
-    const file = new File(ops, f_mode, inode, path, disk.disk_name);
+    const file = new File(ops, OPEN_FMODE(flags), inode, path, disk.disk_name);
     file.f_flags = flags;
     this.#files.set(file, bdev);
     return file;
@@ -98,7 +96,7 @@ export class BlockDevices {
     return this.#files.get(file) ?? -EBADF;
   }
 
-  /** One bio of `nr` bytes at byte offset `pos` on page `page`, submitted and waited for. */
+  /** One bio of `len` bytes at byte offset `pos` from `page` (none: an empty flush), submitted and waited for. */
   #submit(bdev: BlockDevice, op: number, flags: number, pos: number, page: Page | null, len: number): number {
     const disk = bdev.disk;
     if (!disk.added || !disk.queue) return -EIO;
@@ -250,7 +248,7 @@ export class BlockDevices {
     const q = bdev.disk.queue;
     if (!q?.write_cache) return 0;
     const err = this.#submit(bdev, REQ_OP_WRITE, REQ_PREFLUSH, 0, null, 0);
-    return err === -95 /* -EOPNOTSUPP */ ? 0 : err;
+    return err === -EOPNOTSUPP ? 0 : err;
   }
 
   /** blkdev_close() -> blkdev_put(): the last opener syncs and drops the cache. */

@@ -17,8 +17,9 @@ import { EBUSY, EEXIST, EINVAL, ENXIO } from "../errno.ts";
 import type { Kernel } from "../kernel.ts";
 import { Device } from "../base/device.ts";
 import type { Module } from "../module/module.ts";
-import { MISC_MAJOR, O_ACCMODE, type CharFileOperations } from "./chrdev.ts";
-import { AddressSpace, File, FMODE_READ, FMODE_WRITE, MAJOR, MINOR, MKDEV, type FileOperations, type Inode } from "./file.ts";
+import { char_file_ops, MISC_MAJOR, type CharFileOperations } from "./chrdev.ts";
+import { DEVTMPFS_DEV } from "./devtmpfs.ts";
+import { AddressSpace, File, MAJOR, MINOR, MKDEV, OPEN_FMODE, type Inode } from "./file.ts";
 
 export const MINORBITS = 20;
 export const MINORMASK = (1 << MINORBITS) - 1;
@@ -29,9 +30,6 @@ const CHRDEV_MAJOR_DYN_END = 234;
 /** The second segment: 511 down to 384. */
 const CHRDEV_MAJOR_DYN_EXT_START = 511;
 const CHRDEV_MAJOR_DYN_EXT_END = 384;
-
-/** The s_dev of devtmpfs, where the nodes live. */
-const DEVTMPFS_DEV = MKDEV(0, 6);
 
 /** struct char_device_struct: one registered range. */
 export interface ChrdevRegion {
@@ -238,16 +236,8 @@ export class CharDevices {
       mods.module_put(p.owner);
       return -ENXIO;
     }
-    const acc = flags & O_ACCMODE;
-    const f_mode = (acc === 0 || acc === 2 ? FMODE_READ : 0) | (acc === 1 || acc === 2 ? FMODE_WRITE : 0);
     const cdev = p;
-    const ops: FileOperations = {
-      release: (file) => this.#release(file),
-      unlocked_ioctl: fops.unlocked_ioctl ? (file, cmd, arg) => fops.unlocked_ioctl!(file, cmd, arg) : undefined,
-      mmap: fops.mmap ? (file, vma) => fops.mmap!(file, vma) : undefined,
-      get_unmapped_area: fops.get_unmapped_area ? (file, addr, len, pgoff, fl) => fops.get_unmapped_area!(file, addr, len, pgoff, fl) : undefined,
-    };
-    const file = new File(ops, f_mode, inode, path, name);
+    const file = new File(char_file_ops(fops, (f) => this.#release(f)), OPEN_FMODE(flags), inode, path, name);
     file.f_flags = flags;
     this.#files.set(file, { inode, cdev, fops });
     if (fops.open) {
@@ -369,6 +359,11 @@ export class CharDevices {
     set.add(path);
     this.#k.proc.register(path, { read: show });
     return 0;
+  }
+
+  /** Does the device have the attribute (device_unregister() removes them with it)? */
+  device_has_file(dev: Device, name: string): boolean {
+    return this.#attrs.get(dev)?.has(`${this.sysfsDir(dev)}/${name}`) ?? false;
   }
 
   /** device_remove_file(): false when the device has no such attribute (any more). */

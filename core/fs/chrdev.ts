@@ -13,7 +13,8 @@ import type { Kernel } from "../kernel.ts";
 import { Device } from "../base/device.ts";
 import type { Module } from "../module/module.ts";
 import type { VmArea } from "../mm/mm_types.ts";
-import { File, FMODE_READ, FMODE_WRITE, MAJOR, MINOR, MKDEV, type AddressSpace, type FileOperations, type Inode } from "./file.ts";
+import { DEVTMPFS_DEV } from "./devtmpfs.ts";
+import { File, MAJOR, MINOR, MKDEV, OPEN_FMODE, O_ACCMODE, type AddressSpace, type FileOperations, type Inode } from "./file.ts";
 
 export const MISC_MAJOR = 10;
 /** miscdevice.minor asking for a dynamic minor. */
@@ -23,10 +24,8 @@ export const DYNAMIC_MINORS = 64;
 /** include/linux/errno.h: "no ioctl command", kernel-internal; vfs_ioctl() turns it into -ENOTTY. */
 export const ENOIOCTLCMD = 515;
 
-export const O_ACCMODE = 0o3;
-
-/** The s_dev of devtmpfs, where the nodes live (MKDEV(0, 6) on a typical boot). */
-const DEVTMPFS_DEV = MKDEV(0, 6);
+/** Kept here for kemu/kernel's constants (fs/file.ts defines it). */
+export { O_ACCMODE };
 
 /** struct file_operations of a character device, as the kernel holds it. */
 export interface CharFileOperations {
@@ -77,6 +76,16 @@ export function iminor(inode: CharInode): number {
 /** imajor() */
 export function imajor(inode: CharInode): number {
   return MAJOR(inode.i_rdev);
+}
+
+/** The f_op of an open char device file: the driver's fops, with the open path's own release. */
+export function char_file_ops(fops: CharFileOperations, release: (file: File) => void): FileOperations {
+  return {
+    release,
+    unlocked_ioctl: fops.unlocked_ioctl ? (file, cmd, arg) => fops.unlocked_ioctl!(file, cmd, arg) : undefined,
+    mmap: fops.mmap ? (file, vma) => fops.mmap!(file, vma) : undefined,
+    get_unmapped_area: fops.get_unmapped_area ? (file, addr, len, pgoff, fl) => fops.get_unmapped_area!(file, addr, len, pgoff, fl) : undefined,
+  };
 }
 
 /** What the file of an open device node keeps: its inode and the fops it was opened with. */
@@ -169,19 +178,11 @@ export class MiscDevices {
     const fops = misc.fops;
     if (!fops) return -ENODEV;
     if (fops.owner && !k.modules.try_module_get(fops.owner)) return -ENODEV;
-    const acc = flags & O_ACCMODE;
-    const f_mode = (acc === 0 || acc === 2 ? FMODE_READ : 0) | (acc === 1 || acc === 2 ? FMODE_WRITE : 0);
-    if (acc === 3) {
+    if ((flags & O_ACCMODE) === 3) {
       k.modules.module_put(fops.owner);
       return -EINVAL;
     }
-    const ops: FileOperations = {
-      release: (file) => this.#release(file),
-      unlocked_ioctl: fops.unlocked_ioctl ? (file, cmd, arg) => fops.unlocked_ioctl!(file, cmd, arg) : undefined,
-      mmap: fops.mmap ? (file, vma) => fops.mmap!(file, vma) : undefined,
-      get_unmapped_area: fops.get_unmapped_area ? (file, addr, len, pgoff, fl) => fops.get_unmapped_area!(file, addr, len, pgoff, fl) : undefined,
-    };
-    const file = new File(ops, f_mode, inode, path, misc.name);
+    const file = new File(char_file_ops(fops, (f) => this.#release(f)), OPEN_FMODE(flags), inode, path, misc.name);
     file.f_flags = flags;
     // "Place the miscdevice in the file's private_data so it can be used by the file
     // operations, including f_op->open below."

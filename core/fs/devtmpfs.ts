@@ -3,7 +3,10 @@
 // it when the device goes; open(2) of /dev/NAME reaches the device's own open path.
 
 import { EEXIST, ENOENT } from "../errno.ts";
-import type { File } from "./file.ts";
+import { MKDEV, type File } from "./file.ts";
+
+/** The s_dev of devtmpfs, where the nodes' inodes live (MKDEV(0, 6) on a typical boot). */
+export const DEVTMPFS_DEV = MKDEV(0, 6);
 
 /** What a node opens: the file, or a negative errno. */
 export type DevNodeOpen = (path: string, flags: number) => File | number;

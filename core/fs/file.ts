@@ -13,6 +13,12 @@ export const FMODE_WRITE = 0x2;
 export const O_RDONLY = 0o0;
 export const O_WRONLY = 0o1;
 export const O_RDWR = 0o2;
+export const O_ACCMODE = 0o3;
+
+/** OPEN_FMODE(): the FMODE_READ/FMODE_WRITE an open(2)'s access mode asks for (none for 3). */
+export function OPEN_FMODE(flags: number): number {
+  return ((flags & O_ACCMODE) + 1) & O_ACCMODE;
+}
 
 /** The inode fields mmap and /proc/PID/maps read. */
 export interface Inode {

@@ -31,6 +31,7 @@ import {
   make_device_private_entry_read, migration_entry_to_pfn, non_swap_entry, swp_entry, swp_offset, SWP_MIGRATION_READ,
 } from "./swapops.ts";
 import { HZ } from "../clock.ts";
+import { EBUSY, EFAULT, EINVAL } from "../errno.ts";
 import { __pfn_to_pfn_t, PFN_DEV, pfn_t_devmap, pfn_t_to_pfn, type pfn_t } from "./pfn_t.ts";
 import { TAINT_BAD_PAGE } from "../taint.ts";
 
@@ -417,8 +418,8 @@ export function alloc_set_pte(vmf: VmFault, page: Page): vm_fault_t {
 function insert_page(vma: VmArea, addr: number, page: Page, prot: number): number {
   const mm = vma.vm_mm;
   const kmm = mm.k.mm;
-  if (PageAnon(kmm, page)) return -22; // -EINVAL
-  if (mm.ptep_get(addr) !== 0) return -16; // -EBUSY
+  if (PageAnon(kmm, page)) return -EINVAL;
+  if (mm.ptep_get(addr) !== 0) return -EBUSY;
   kmm.get_page(page);
   mm.rss[mm_counter_file(kmm, page)]!++;
   page_add_file_rmap(kmm, page);
@@ -431,8 +432,8 @@ function insert_page(vma: VmArea, addr: number, page: Page, prot: number): numbe
  * becomes VM_MIXEDMAP. -EFAULT outside the vma, -EINVAL for a page nobody holds.
  */
 export function vm_insert_page(vma: VmArea, addr: number, page: Page): number {
-  if (addr < vma.vm_start || addr >= vma.vm_end) return -14; // -EFAULT
-  if (!vma.vm_mm.k.mm.page_ref_count(page)) return -22;
+  if (addr < vma.vm_start || addr >= vma.vm_end) return -EFAULT;
+  if (!vma.vm_mm.k.mm.page_ref_count(page)) return -EINVAL;
   if (!(vma.vm_flags & VM_MIXEDMAP)) {
     // BUG_ON(vma->vm_flags & VM_PFNMAP)
     if (vma.vm_flags & VM_PFNMAP) vma.vm_mm.k.bugs.bug({ file: "mm/memory.c", func: "vm_insert_page" });

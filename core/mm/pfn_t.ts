@@ -36,10 +36,3 @@ export function pfn_t_flags(pfn: pfn_t): number {
 export function pfn_t_devmap(pfn: pfn_t): boolean {
   return (pfn_t_flags(pfn) & (PFN_DEV | PFN_MAP)) === (PFN_DEV | PFN_MAP);
 }
-/** pfn_t_has_page(): not device memory, or device memory with a memmap. */
-export function pfn_t_has_page(pfn: pfn_t): boolean {
-  return (pfn_t_flags(pfn) & PFN_MAP) === PFN_MAP || (pfn_t_flags(pfn) & PFN_DEV) === 0;
-}
-export function pfn_t_special(pfn: pfn_t): boolean {
-  return (pfn_t_flags(pfn) & PFN_SPECIAL) === PFN_SPECIAL;
-}

@@ -117,7 +117,7 @@ const SYMBOLS: readonly KernelSymbol[] = [
   { name: "put_disk", file: "block/genhd.c", exports: P, proto: "void put_disk(struct gendisk *disk)" },
   { name: "bio_endio", file: "block/bio.c", exports: P, proto: "void bio_endio(struct bio *bio)" },
   { name: "revalidate_disk", file: "fs/block_dev.c", exports: P, proto: "int revalidate_disk(struct gendisk *disk)" },
-  // kernel/memremap.c, arch/x86/lib/memcpy_64.S, arch/x86/lib/usercopy_64.c
+  // kernel/resource.c, kernel/memremap.c, arch/x86/lib/memcpy_64.S, arch/x86/lib/usercopy_64.c
   { name: "walk_iomem_res_desc", file: "kernel/resource.c", exports: G, proto: "int walk_iomem_res_desc(unsigned long desc, unsigned long flags, u64 start, u64 end, void *arg, int (*func)(struct resource *, void *))" },
   { name: "devm_memunmap", file: "kernel/memremap.c", exports: P, proto: "void devm_memunmap(struct device *dev, void *addr)" },
   { name: "devm_memremap", file: "kernel/memremap.c", exports: P, proto: "void *devm_memremap(struct device *dev, resource_size_t offset, size_t size, unsigned long flags)" },

@@ -29,9 +29,9 @@ export interface ModuleHoldings {
   /** References on address spaces: mmget/get_task_mm (users), mmgrab (count). */
   mms: Map<MmStruct, { users: number; count: number }>;
   /**
-   * Anything else registered through the kernel (char regions, cdevs, classes, devices): its
-   * teardown, run newest first when the module goes; `dead` says whether it died (a living
-   * module that forgot something gets a line from the teardown).
+   * Anything else registered through the kernel (char regions, cdevs, classes, devices, buses,
+   * drivers, queues, disks): its teardown (apis/teardown.ts hold()), run newest first when the
+   * module goes; `dead` says whether it died (a living module that forgot something gets a line).
    */
   teardown: Map<object, (dead: boolean) => void>;
 }

@@ -18,15 +18,15 @@ import { BUS_TWINS } from "./apis/bus.ts";
 import { ACPI_TWINS } from "./apis/acpi.ts";
 import { BLOCK_TWINS } from "./apis/block.ts";
 import { NVDIMM_TWINS } from "./apis/nvdimm.ts";
+import { vma_in_mmap } from "../mm/mmap.ts";
+import { vm_operations_twin } from "./apis/mmap.ts";
+import { pci_driver_twin } from "./apis/pci.ts";
+import { cdev_twin, device_attribute_twin } from "./apis/cdev.ts";
 
 /** A twin of the nvdimm stack's structs, looked up when used (the modules import each other). */
 function nvdimmTwin(type: string): StructTwin {
   return (BUS_TWINS[type] ?? ACPI_TWINS[type] ?? BLOCK_TWINS[type] ?? NVDIMM_TWINS[type])!;
 }
-import { vma_in_mmap } from "../mm/mmap.ts";
-import { vm_operations_twin } from "./apis/mmap.ts";
-import { pci_driver_twin } from "./apis/pci.ts";
-import { cdev_twin, device_attribute_twin } from "./apis/cdev.ts";
 
 export interface StructTwin {
   create(c: CallCtx): object;

@@ -146,7 +146,7 @@ function dax_pmem_probe(dev: device): number {
   return PTR_ERR_OR_ZERO(dev_dax);
 }
 
-// No ->remove, as in pmem.c: its devres undoes the probe.
+// No ->remove (drivers/dax/pmem.c has none either): devres undoes the probe.
 const dax_pmem_driver: nd_device_driver = {
   probe: dax_pmem_probe,
   drv: { name: "dax_pmem" },

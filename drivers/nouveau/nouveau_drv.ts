@@ -1,7 +1,7 @@
 // nouveau_drv.h: the driver's identity, its per-device and per-client structs, and NV_PRINTK,
 // which prefixes each line with the client's name ("DRM") after dev_printk's "nouveau BDF: ".
 
-import { dev_err, dev_info, dev_warn, type device, type hmm_devmem, type kbuf, type miscdevice, type mm_struct, type pci_dev } from "kemu/kernel";
+import { dev_info, type device, type hmm_devmem, type kbuf, type miscdevice, type mm_struct, type pci_dev } from "kemu/kernel";
 import type { nvkm_device } from "./nouveau_device.ts";
 import type { nouveau_bo } from "./nouveau_bo.ts";
 
@@ -70,10 +70,4 @@ export interface nouveau_drm {
 /** NV_PRINTK(l, &drm->client, f, a...): dev_l(dev, "%s: " f, "DRM", a...) */
 export function NV_INFO(drm: nouveau_drm, fmt: string, ...args: unknown[]): void {
   dev_info(drm.dev, "%s: " + fmt, "DRM", ...args);
-}
-export function NV_WARN(drm: nouveau_drm, fmt: string, ...args: unknown[]): void {
-  dev_warn(drm.dev, "%s: " + fmt, "DRM", ...args);
-}
-export function NV_ERROR(drm: nouveau_drm, fmt: string, ...args: unknown[]): void {
-  dev_err(drm.dev, "%s: " + fmt, "DRM", ...args);
 }

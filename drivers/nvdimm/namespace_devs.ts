@@ -4,7 +4,7 @@
 // and map it for rw_bytes), nsio_rw_bytes() (through the region's mapping), the disk name.
 
 import {
-  EBUSY, EFAULT, EIO, ENODEV, ENXIO, ENOMEM, PAGE_SIZE, GFP_KERNEL, ARCH_MEMREMAP_PMEM, IS_ERR,
+  EBUSY, EFAULT, EIO, ENODEV, ENXIO, ENOMEM, PAGE_SIZE, GFP_KERNEL, ARCH_MEMREMAP_PMEM, IS_ERR, IORESOURCE_MEM,
   dev_warn, devm_request_mem_region, devm_release_mem_region, devm_memremap, devm_memunmap, WARN,
   alloc_page, __free_page, kmap_atomic, memcpy_mcsafe, memcpy_flushcache, memcpy_from_page, memcpy_to_page,
   type device,
@@ -56,7 +56,7 @@ export function devm_nsio_enable(dev: device, ns: NdNamespace): number {
   const size = nvdimm_namespace_capacity(ns);
   ns.size = size;
   if (!devm_request_mem_region(dev, ns.res.start, size, ns.name)) {
-    dev_warn(dev, "could not reserve region %pR\n", { start: ns.res.start, end: ns.res.end, flags: 0x200 });
+    dev_warn(dev, "could not reserve region %pR\n", { start: ns.res.start, end: ns.res.end, flags: IORESOURCE_MEM });
     return -EBUSY;
   }
   const addr = devm_memremap(dev, ns.res.start, size, ARCH_MEMREMAP_PMEM);

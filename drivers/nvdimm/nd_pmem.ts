@@ -13,7 +13,7 @@
 
 import {
   MODULE_LICENSE, MODULE_AUTHOR, MODULE_ALIAS, module_init, module_exit, THIS_MODULE, LINUX_VERSION_CODE, KERNEL_VERSION,
-  ENOMEM, ENXIO, EBUSY, EOPNOTSUPP, GFP_KERNEL, PAGE_SIZE, IS_ERR, PTR_ERR, ARCH_MEMREMAP_PMEM, MEMORY_DEVICE_FS_DAX,
+  ENOMEM, ENXIO, EBUSY, EOPNOTSUPP, GFP_KERNEL, PAGE_SIZE, IS_ERR, PTR_ERR, ARCH_MEMREMAP_PMEM, MEMORY_DEVICE_FS_DAX, PFN_DEV, PFN_MAP, IORESOURCE_MEM,
   ND_DRIVER_NAMESPACE_IO, ND_DRIVER_NAMESPACE_PMEM, GENHD_FL_EXT_DEVT, QUEUE_FLAG_NONROT, QUEUE_FLAG_DAX,
   REQ_OP_MASK, REQ_OP_READ, REQ_PREFLUSH, REQ_FUA,
   nd_driver_register, driver_unregister, dev_warn, dev_set_drvdata, dev_get_drvdata, devm_kzalloc, devm_add_action_or_reset,
@@ -37,9 +37,6 @@ MODULE_AUTHOR("Ross Zwisler <ross.zwisler@linux.intel.com>");
 MODULE_ALIAS("nd:t4*");
 MODULE_ALIAS("nd:t5*");
 
-/** PFN_DEV / PFN_MAP (include/linux/pfn_t.h) */
-const PFN_DEV = 1 << 1;
-const PFN_MAP = 1 << 3;
 const UINT_MAX = 0xffffffff;
 
 /** struct pmem_device */
@@ -158,7 +155,7 @@ function pmem_attach_disk(dev: device, ndns: nd_namespace_common): number {
   }
 
   if (!devm_request_mem_region(dev, res.start, pmem.size, ndns.name)) {
-    dev_warn(dev, "could not reserve region %pR\n", { start: res.start, end: res.end, flags: 0x200 });
+    dev_warn(dev, "could not reserve region %pR\n", { start: res.start, end: res.end, flags: IORESOURCE_MEM });
     return -EBUSY;
   }
 

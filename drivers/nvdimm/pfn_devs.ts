@@ -5,7 +5,7 @@
 // altmap of an fsdax or devdax namespace. The block layout is struct nd_pfn_sb (pfn.h).
 
 import {
-  ND_DEVICE_DAX_PMEM, ND_DEVICE_NAMESPACE_IO, EBUSY, EINVAL, ENODEV, ENOMEM, ENXIO, PAGE_SIZE, PA_SECTION_SIZE,
+  ND_DEVICE_DAX_PMEM, ND_DEVICE_NAMESPACE_IO, EBUSY, EINVAL, ENODEV, ENOMEM, ENXIO, PAGE_SIZE, PA_SECTION_SIZE, IORESOURCE_MEM,
   dev_err, dev_info, type device,
 } from "kemu/kernel";
 import { nd_device_register, nd_modalias, nd_record, type NdNamespace, type NdPfn, type NdRegion } from "./nd-core.ts";
@@ -131,7 +131,7 @@ function encode_sb(sb: nd_pfn_sb): Uint8Array {
 const same = (a: number[], b: number[]) => a.length === b.length && a.every((x, i) => x === b[i]);
 
 /** nd_pfn_validate(): read the info block and check it against `sig` and the namespace. */
-export function nd_pfn_validate(p: NdPfn, sig: string): number {
+function nd_pfn_validate(p: NdPfn, sig: string): number {
   const ns = p.ndns;
   if (!ns) return -ENODEV;
   const raw = nvdimm_read_bytes(ns, SZ_4K, ND_PFN_SB_SIZE);
@@ -261,7 +261,7 @@ export function nvdimm_setup_pfn(p: NdPfn): nd_pfn_pagemap | number {
   const ns = p.ndns;
   const offset = sb.dataoff;
   const base = ns.res.start + sb.start_pad;
-  const res = { start: ns.res.start + sb.start_pad, end: ns.res.end - sb.end_trunc, flags: 0x200, desc: 0 };
+  const res = { start: ns.res.start + sb.start_pad, end: ns.res.end - sb.end_trunc, flags: IORESOURCE_MEM, desc: 0 };
   const altmap = { base_pfn: 0, reserve: 0, free: 0, align: 0, alloc: 0 };
   let altmap_valid = false;
   if (p.mode === PFN_MODE_RAM) {

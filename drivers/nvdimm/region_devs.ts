@@ -115,7 +115,7 @@ function nd_region_remove(dev: device): number {
 }
 
 /** child_unregister() -> nd_device_unregister(dev, ND_SYNC) */
-export function child_unregister(c: NdChild): void {
+function child_unregister(c: NdChild): void {
   nd_synchronize();
   nd_device_del(c);
   child_forget(c);

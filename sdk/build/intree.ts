@@ -22,7 +22,7 @@ export interface InTreeModule {
 }
 
 /** Module entry files under `dir`: .ts files with a MODULE_LICENSE, sorted. */
-export function moduleSources(dir: string): string[] {
+function moduleSources(dir: string): string[] {
   const out: string[] = [];
   for (const e of readdirSync(dir, { withFileTypes: true, recursive: true })) {
     if (!e.isFile() || !e.name.endsWith(".ts") || e.name.endsWith(".d.ts")) continue;

@@ -14,7 +14,7 @@ import type { Module } from "../../core/module/module.ts";
 import { is_swap_pte, pte_to_swp_entry } from "../../core/mm/pgtable.ts";
 import { is_device_private_entry, swp_offset } from "../../core/mm/swapops.ts";
 import type { KernelVersion } from "../../core/version.ts";
-import { build } from "../../sdk/build/build.ts";
+import { buildDriver } from "../helpers/build.ts";
 import {
   GPU_TEST_CMD_SIZE, GPU_TEST_MIGRATE, GPU_TEST_MIRRORED, GPU_TEST_PROT_DEV_PRIVATE_LOCAL, GPU_TEST_PROT_ERROR, GPU_TEST_PROT_NONE,
   GPU_TEST_PROT_READ, GPU_TEST_PROT_WRITE, GPU_TEST_READ, GPU_TEST_SNAPSHOT, gpu_test_cmd_bytes, gpu_test_cmd_parse, type GpuTestCmd,
@@ -28,16 +28,8 @@ const RW = PROT_READ | PROT_WRITE;
 const ANON = MAP_PRIVATE | MAP_ANONYMOUS;
 const DEV_W = GPU_TEST_PROT_DEV_PRIVATE_LOCAL | GPU_TEST_PROT_WRITE;
 
-const kos = new Map<KernelVersion, Promise<Uint8Array>>();
-/** gpu_test built in-tree (so it can also be built in) for `version`. */
-function gpuKo(version: KernelVersion): Promise<Uint8Array> {
-  let p = kos.get(version);
-  if (!p) kos.set(version, (p = build({ entry: DRIVER, kernel: version, intree: true }).then((r) => r.ko)));
-  return p;
-}
-
 async function loadGpu(k: Kernel, builtin: boolean): Promise<Module> {
-  return k.insmod(await gpuKo(k.config.version), { builtin, filename: "gpu_test.ko" });
+  return k.insmod((await buildDriver(DRIVER, k.config.version)).ko, { builtin, filename: "gpu_test.ko" });
 }
 
 /** A process with the device open, a command block and a buffer of `npages` holding `data`. */

@@ -4,13 +4,14 @@
 import { fileURLToPath } from "node:url";
 import type { Kernel } from "../../core/kernel.ts";
 import type { KernelVersion } from "../../core/version.ts";
-import { build, type BuildResult } from "../../sdk/build/build.ts";
+import type { BuildResult } from "../../sdk/build/build.ts";
+import { buildDriver } from "../helpers/build.ts";
 
 const src = (p: string) => fileURLToPath(new URL(p, import.meta.url));
 export const DAX = src("../../drivers/dax/dax.ts");
-export const DEVICE_DAX = src("../../drivers/dax/device_dax.ts");
+const DEVICE_DAX = src("../../drivers/dax/device_dax.ts");
 export const DAX_PMEM = src("../../drivers/dax/dax_pmem.ts");
-export const DAX_TEST = src("../fixtures/dax_test.ts");
+const DAX_TEST = src("../fixtures/dax_test.ts");
 
 /** Where dax_test's ranges are: the pmem region of daxBoot(). */
 export const PMEM_START = 2 ** 32;
@@ -26,21 +27,12 @@ export interface DaxKos {
   dax_test: BuildResult;
 }
 
-const cache = new Map<KernelVersion, Promise<DaxKos>>();
-
 /** dax.ko, device_dax.ko and dax_test.ko for `version`. */
-export function daxKos(version: KernelVersion): Promise<DaxKos> {
-  let p = cache.get(version);
-  if (!p) {
-    p = (async () => {
-      const dax = await build({ entry: DAX, kernel: version, intree: true });
-      const device_dax = await build({ entry: DEVICE_DAX, kernel: version, intree: true, symvers: [dax.symvers] });
-      const dax_test = await build({ entry: DAX_TEST, kernel: version, intree: true, symvers: [dax.symvers, device_dax.symvers] });
-      return { dax, device_dax, dax_test };
-    })();
-    cache.set(version, p);
-  }
-  return p;
+export async function daxKos(version: KernelVersion): Promise<DaxKos> {
+  const dax = await buildDriver(DAX, version);
+  const device_dax = await buildDriver(DEVICE_DAX, version, [dax.symvers]);
+  const dax_test = await buildDriver(DAX_TEST, version, [dax.symvers, device_dax.symvers]);
+  return { dax, device_dax, dax_test };
 }
 
 /** Load the dax core and device_dax (and dax_test unless told not to). */

@@ -3,7 +3,6 @@
 // nd_dax that dax_pmem binds; its range (after the info block) becomes /dev/dax0.0. Each
 // scenario runs on 4.20 and 5.0 (who kills the percpu_ref differs), isolated and built in.
 
-import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
 import { EINVAL, ENOENT } from "../../core/errno.ts";
 import { O_RDWR } from "../../core/fs/file.ts";
@@ -11,48 +10,30 @@ import type { Kernel } from "../../core/kernel.ts";
 import { SIGBUS } from "../../core/kernel/signal.ts";
 import { MAP_PRIVATE, MAP_SHARED, PROT_READ, PROT_WRITE } from "../../core/mm/mmap.ts";
 import type { KernelVersion } from "../../core/version.ts";
-import { build, type BuildResult } from "../../sdk/build/build.ts";
+import { buildDriver } from "../helpers/build.ts";
 import { boot, rmmodError } from "../helpers/kernel.ts";
 import { errnoOf, signalOf } from "../helpers/process.ts";
-import { DAX_PMEM, daxKos } from "./dax-helpers.ts";
+import { DAX_PMEM, daxKos, loadDax } from "./dax-helpers.ts";
+import { load, ndModule } from "./nvdimm-helpers.ts";
 
 const RW = PROT_READ | PROT_WRITE;
-const NVDIMM = (f: string) => fileURLToPath(new URL(`../../drivers/nvdimm/${f}.ts`, import.meta.url));
 const MODES: [KernelVersion, boolean][] = [["4.20", false], ["4.20", true], ["5.0", false], ["5.0", true]];
 
-interface Stack {
-  libnvdimm: BuildResult;
-  nfit: BuildResult;
-  nd_pmem: BuildResult;
-  dax_pmem: BuildResult;
-}
-const stacks = new Map<KernelVersion, Promise<Stack>>();
-function stack(version: KernelVersion): Promise<Stack> {
-  let p = stacks.get(version);
-  if (!p) {
-    p = (async () => {
-      const libnvdimm = await build({ entry: NVDIMM("libnvdimm"), kernel: version, intree: true });
-      const nfit = await build({ entry: NVDIMM("nfit"), kernel: version, intree: true, symvers: [libnvdimm.symvers] });
-      const nd_pmem = await build({ entry: NVDIMM("nd_pmem"), kernel: version, intree: true, symvers: [libnvdimm.symvers] });
-      const d = await daxKos(version);
-      const dax_pmem = await build({ entry: DAX_PMEM, kernel: version, intree: true, symvers: [libnvdimm.symvers, d.dax.symvers, d.device_dax.symvers] });
-      return { libnvdimm, nfit, nd_pmem, dax_pmem };
-    })();
-    stacks.set(version, p);
-  }
-  return p;
+/** dax_pmem.ko, built against libnvdimm's, dax's and device_dax's exports. */
+async function daxPmemKo(version: KernelVersion): Promise<Uint8Array> {
+  const libnvdimm = await ndModule("libnvdimm", version);
+  const d = await daxKos(version);
+  return (await buildDriver(DAX_PMEM, version, [libnvdimm.symvers, d.dax.symvers, d.device_dax.symvers])).ko;
 }
 
 /** A 512 MiB devdax region at 4 GiB with libnvdimm, nfit, nd_pmem, dax, device_dax and dax_pmem. */
 async function pmemBoot(version: KernelVersion, builtin: boolean): Promise<{ k: Kernel; seq: number }> {
   const k = await boot({ version, pmem: [{ size: "512M", start: "4G", mode: "devdax" }] });
-  const s = await stack(version);
-  const d = await daxKos(version);
-  for (const [name, r] of [["libnvdimm", s.libnvdimm], ["nfit", s.nfit], ["nd_pmem", s.nd_pmem], ["dax", d.dax], ["device_dax", d.device_dax]] as const) {
-    await k.insmod(r.ko, { builtin, filename: `${name}.ko` });
-  }
+  const dax_pmem = await daxPmemKo(version);
+  await load(k, builtin, "libnvdimm", "nfit", "nd_pmem");
+  await loadDax(k, builtin, false);
   const seq = k.log.nextSeq;
-  await k.insmod(s.dax_pmem.ko, { builtin, filename: "dax_pmem.ko" });
+  await k.insmod(dax_pmem, { builtin, filename: "dax_pmem.ko" });
   return { k, seq };
 }
 

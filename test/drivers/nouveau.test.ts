@@ -25,6 +25,7 @@ import {
   DRM_IOCTL_NOUVEAU_KEMU_VADD, DRM_IOCTL_NOUVEAU_SVM_BIND, DRM_IOCTL_NOUVEAU_SVM_INIT, DRM_IOWR, KEMU_VADD_FIELDS, NOUVEAU_SVM_BIND_TARGET__GPU_VRAM,
   nouveau_svm_bind_header, SVM_BIND_FIELDS, SVM_INIT_FIELDS, u64_fields, u64_struct,
 } from "../../drivers/nouveau/nouveau_uapi.ts";
+import { buildDriver } from "../helpers/build.ts";
 import { boot, bootError, rmmodError } from "../helpers/kernel.ts";
 import { deviceEntry, errnoOf, PAGE, pteOf, signalOf } from "../helpers/process.ts";
 import { is_swap_pte } from "../../core/mm/pgtable.ts";
@@ -35,16 +36,8 @@ const ANON = MAP_PRIVATE | MAP_ANONYMOUS;
 const BDF = "0000:00:02.0";
 const VRAM_TARGET = nouveau_svm_bind_header(0, NOUVEAU_SVM_BIND_TARGET__GPU_VRAM);
 
-const kos = new Map<KernelVersion, Promise<Uint8Array>>();
-/** nouveau.ko, built in-tree (so it can also be built in) for `version`. */
-function nouveauKo(version: KernelVersion): Promise<Uint8Array> {
-  let p = kos.get(version);
-  if (!p) kos.set(version, (p = build({ entry: DRIVER, kernel: version, intree: true }).then((r) => r.ko)));
-  return p;
-}
-
 async function loadNouveau(k: Kernel, builtin: boolean): Promise<Module> {
-  return k.insmod(await nouveauKo(k.config.version), { builtin, filename: "nouveau.ko" });
+  return k.insmod((await buildDriver(DRIVER, k.config.version)).ko, { builtin, filename: "nouveau.ko" });
 }
 
 /** A process with a render node open and a page for ioctl arguments. */

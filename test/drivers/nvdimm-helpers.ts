@@ -4,7 +4,8 @@
 import { fileURLToPath } from "node:url";
 import type { Kernel } from "../../core/kernel.ts";
 import type { KernelVersion } from "../../core/version.ts";
-import { build, type BuildResult } from "../../sdk/build/build.ts";
+import type { BuildResult } from "../../sdk/build/build.ts";
+import { buildDriver } from "../helpers/build.ts";
 
 const src = (f: string) => fileURLToPath(new URL(`../../drivers/nvdimm/${f}`, import.meta.url));
 
@@ -15,28 +16,20 @@ export interface NdModules {
   nd_pmem: BuildResult;
 }
 
-const cache = new Map<KernelVersion, Promise<NdModules>>();
+/** One module of the stack for `version`; all but libnvdimm are built against its exports. */
+export async function ndModule(name: keyof NdModules, version: KernelVersion): Promise<BuildResult> {
+  const libnvdimm = await buildDriver(src("libnvdimm.ts"), version);
+  return name === "libnvdimm" ? libnvdimm : buildDriver(src(`${name}.ts`), version, [libnvdimm.symvers]);
+}
 
-export function ndModules(version: KernelVersion): Promise<NdModules> {
-  let p = cache.get(version);
-  if (!p) {
-    p = (async () => {
-      const libnvdimm = await build({ entry: src("libnvdimm.ts"), kernel: version, intree: true });
-      const symvers = [libnvdimm.symvers];
-      const [nfit, nd_e820, nd_pmem] = await Promise.all(
-        ["nfit.ts", "nd_e820.ts", "nd_pmem.ts"].map((f) => build({ entry: src(f), kernel: version, intree: true, symvers })),
-      );
-      return { libnvdimm, nfit: nfit!, nd_e820: nd_e820!, nd_pmem: nd_pmem! };
-    })();
-    cache.set(version, p);
-  }
-  return p;
+export async function ndModules(version: KernelVersion): Promise<NdModules> {
+  const [libnvdimm, nfit, nd_e820, nd_pmem] = await Promise.all((["libnvdimm", "nfit", "nd_e820", "nd_pmem"] as const).map((n) => ndModule(n, version)));
+  return { libnvdimm: libnvdimm!, nfit: nfit!, nd_e820: nd_e820!, nd_pmem: nd_pmem! };
 }
 
 /** insmod the modules named, in order, all isolated or all built in. */
 export async function load(k: Kernel, builtin: boolean, ...names: (keyof NdModules)[]): Promise<void> {
-  const mods = await ndModules(k.config.version);
-  for (const n of names) await k.insmod(mods[n].ko, { builtin, filename: `${n}.ko` });
+  for (const n of names) await k.insmod((await ndModule(n, k.config.version)).ko, { builtin, filename: `${n}.ko` });
 }
 
 /** Device names on the kernel's device list, with the driver bound to each: "pfn0.1[nd_pmem]". */

@@ -1,5 +1,5 @@
-// Build driver sources for tests: write them to a temporary directory, run the real builder.
-// Builds are cached per source and options within a test process.
+// Build modules for tests with the real builder: source text (written to a temporary directory)
+// or a driver file of the tree. Builds are cached per source and options within a test process.
 
 import { createHash } from "node:crypto";
 import { mkdirSync, writeFileSync } from "node:fs";
@@ -7,6 +7,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { build, type BuildOptions, type BuildResult } from "../../sdk/build/build.ts";
 import { parseKo, serializeKo, type KoImage } from "../../core/module/ko.ts";
+import type { KernelVersion } from "../../core/version.ts";
 
 const cache = new Map<string, Promise<BuildResult>>();
 const dir = join(tmpdir(), `kemu-test-${process.pid}`);
@@ -23,6 +24,19 @@ export function buildSource(name: string, source: string, opts: Omit<BuildOption
     p = build({ ...opts, entry, name });
     cache.set(key, p);
   }
+  return p;
+}
+
+const drivers = new Map<string, Promise<BuildResult>>();
+
+/**
+ * A driver file (of drivers/, or a fixture) built in-tree for `kernel`, so it loads isolated or
+ * built in, against the Module.symvers of the modules it uses. Built once per test file.
+ */
+export function buildDriver(entry: string, kernel: KernelVersion, symvers: string[] = []): Promise<BuildResult> {
+  const key = JSON.stringify([entry, kernel, symvers]);
+  let p = drivers.get(key);
+  if (!p) drivers.set(key, (p = build({ entry, kernel, intree: true, symvers })));
   return p;
 }
 

@@ -9,8 +9,7 @@ import { describe, expect, it } from "vitest";
 import { EBUSY, EINVAL, ENOENT, ENXIO } from "../../core/errno.ts";
 import { O_RDWR } from "../../core/fs/file.ts";
 import { MAP_SHARED, PROT_READ, PROT_WRITE } from "../../core/mm/mmap.ts";
-import { build } from "../../sdk/build/build.ts";
-import { ko } from "../helpers/build.ts";
+import { buildDriver, ko } from "../helpers/build.ts";
 import { boot, rmmodError } from "../helpers/kernel.ts";
 import { errnoOf, PAGE } from "../helpers/process.ts";
 
@@ -18,10 +17,7 @@ const DRIVER = fileURLToPath(new URL("../fixtures/cdev_test.ts", import.meta.url
 const CDEV_TEST_MINOR = 0x4301;
 const CDEV_TEST_DEL = 0x4302;
 
-let built: Promise<Uint8Array> | null = null;
-function cdevTestKo(): Promise<Uint8Array> {
-  return (built ??= build({ entry: DRIVER, kernel: "5.0", intree: true }).then((r) => r.ko));
-}
+const cdevTestKo = async () => (await buildDriver(DRIVER, "5.0")).ko;
 
 /** A module that registers everything and forgets it all at exit. */
 const FORGETFUL = `

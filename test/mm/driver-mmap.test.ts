@@ -17,7 +17,7 @@ import { MAP_PRIVATE, MAP_SHARED, PROT_READ, PROT_WRITE } from "../../core/mm/mm
 import { MM_FILEPAGES, VM_DONTEXPAND, VM_IO, VM_MIXEDMAP, VM_PFNMAP } from "../../core/mm/mm_types.ts";
 import { pte_devmap, pte_pfn, pte_special } from "../../core/mm/pgtable.ts";
 import type { KernelVersion } from "../../core/version.ts";
-import { build } from "../../sdk/build/build.ts";
+import { buildDriver } from "../helpers/build.ts";
 import { boot, rmmodError } from "../helpers/kernel.ts";
 import { errnoOf, PAGE, signalOf } from "../helpers/process.ts";
 
@@ -34,16 +34,9 @@ const MODE_BAD_INSERT = 5;
 const MODE_SIGBUS = 6;
 const MODE_NO_OPS = 7;
 
-const kos = new Map<KernelVersion, Promise<Uint8Array>>();
-function mmapTestKo(version: KernelVersion): Promise<Uint8Array> {
-  let p = kos.get(version);
-  if (!p) kos.set(version, (p = build({ entry: DRIVER, kernel: version, intree: true }).then((r) => r.ko)));
-  return p;
-}
-
 async function setup(builtin: boolean, version: KernelVersion = "5.0"): Promise<{ k: Kernel; p: Process; fd: number; pfn: (i: number) => number }> {
   const k = await boot({ version });
-  await k.insmod(await mmapTestKo(version), { builtin, filename: "mmap_test.ko" });
+  await k.insmod((await buildDriver(DRIVER, version)).ko, { builtin, filename: "mmap_test.ko" });
   const p = k.spawn("app");
   const fd = p.open("/dev/mmap_test", O_RDWR);
   return { k, p, fd, pfn: (i) => p.ioctl(fd, MMAP_TEST_PFN, i) };

@@ -13,8 +13,8 @@ import { O_RDWR } from "../../core/fs/file.ts";
 import { MAP_ANONYMOUS, MAP_PRIVATE, PROT_READ, PROT_WRITE } from "../../core/mm/mmap.ts";
 import type { KernelVersion } from "../../core/version.ts";
 import type { Module } from "../../core/module/module.ts";
-import { build } from "../../sdk/build/build.ts";
 import { HMM_DMIRROR_CMD_SIZE, hmm_dmirror_cmd_bytes, hmm_dmirror_cmd_parse } from "../../drivers/test_hmm/test_hmm_uapi.ts";
+import { buildDriver } from "../helpers/build.ts";
 import { boot } from "../helpers/kernel.ts";
 
 export const DRIVER = fileURLToPath(new URL("../../drivers/test_hmm/test_hmm.ts", import.meta.url));
@@ -25,18 +25,10 @@ export const NTIMES = 10;
 export const PAGE_SIZE = 4096;
 export const PAGE_SHIFT = 12;
 
-const kos = new Map<KernelVersion, Promise<Uint8Array>>();
-/** test_hmm built in-tree (so it can also be built in) for `version`. */
-export function testHmmKo(version: KernelVersion): Promise<Uint8Array> {
-  let p = kos.get(version);
-  if (!p) kos.set(version, (p = build({ entry: DRIVER, kernel: version, intree: true }).then((r) => r.ko)));
-  return p;
-}
-
 /** Boot `version` (checked for invariants and leaks when the test ends) and load test_hmm. */
 export async function bootTestHmm(version: KernelVersion, builtin: boolean): Promise<{ k: Kernel; mod: Module }> {
   const k = await boot({ version });
-  const mod = await k.insmod(await testHmmKo(version), { builtin, filename: "test_hmm.ko" });
+  const mod = await k.insmod((await buildDriver(DRIVER, version)).ko, { builtin, filename: "test_hmm.ko" });
   return { k, mod };
 }
 

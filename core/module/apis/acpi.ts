@@ -7,7 +7,7 @@ import type { DeviceDriver } from "../../base/device.ts";
 import { EBUSY } from "../../errno.ts";
 import { defineApis, type CallCtx } from "../api.ts";
 import type { StructTwin } from "../twins.ts";
-import { hold, unhold } from "./bus.ts";
+import { hold, unhold } from "./teardown.ts";
 
 /** struct acpi_driver as the kernel keeps a module's. */
 export interface AcpiDriverTwin {

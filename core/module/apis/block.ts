@@ -15,7 +15,7 @@ import { defineApis, type CallCtx } from "../api.ts";
 import { ArgError } from "../marshal.ts";
 import type { Module } from "../module.ts";
 import type { StructTwin } from "../twins.ts";
-import { hold, unhold } from "./bus.ts";
+import { hold, unhold } from "./teardown.ts";
 
 export const BLOCK_TWINS: Record<string, StructTwin> = {
   request_queue: {

@@ -9,22 +9,28 @@
 import { vsprintf } from "../../lib/vsprintf.ts";
 import { defineApis, type CallCtx } from "../api.ts";
 
-function site(c: CallCtx): { file: string; func: string } {
+/** Where a module's WARN is, for the WARNING line: its object and the function the kernel is in. */
+export function warnSite(c: CallCtx): { file: string; func: string } {
   return { file: `${c.mod.name}.ko`, func: c.mod.callees.at(-1) ?? `[${c.mod.name}]` };
+}
+
+/** A module's format and arguments as text, %p hashed (no %pR/%ps lookups, unlike printk's). */
+export function moduleSprintf(c: CallCtx, fmt: string, args: unknown[]): string {
+  return vsprintf(fmt, args, { hashPointer: (v) => c.k.hashPointer(v), resource: () => null, symbol: () => null });
 }
 
 export const BUG_APIS = defineApis([
   {
     name: "WARN_ON", symbols: [], params: ["bool"], ret: "bool", proto: "#define WARN_ON(condition) ({ int __ret_warn_on = !!(condition); if (unlikely(__ret_warn_on)) __WARN(); unlikely(__ret_warn_on); })",
     impl: (c: CallCtx, cond: boolean) => {
-      if (cond) c.k.warn(site(c), null);
+      if (cond) c.k.warn(warnSite(c), null);
       return cond;
     },
   },
   {
     name: "WARN", symbols: ["__warn_printk"], params: ["bool", "str", "...any"], ret: "bool", proto: "#define WARN(condition, format...) ({ int __ret_warn_on = !!(condition); if (unlikely(__ret_warn_on)) __WARN_printf(format); unlikely(__ret_warn_on); })",
     impl: (c: CallCtx, cond: boolean, fmt: string, ...args: unknown[]) => {
-      if (cond) c.k.warn(site(c), vsprintf(fmt, args, { hashPointer: (v) => c.k.hashPointer(v), resource: () => null, symbol: () => null }));
+      if (cond) c.k.warn(warnSite(c), moduleSprintf(c, fmt, args));
       return cond;
     },
   },

@@ -16,6 +16,7 @@ import { defineApis, type CallCtx } from "../api.ts";
 import { ArgError } from "../marshal.ts";
 import type { Module } from "../module.ts";
 import type { StructTwin } from "../twins.ts";
+import { hold, unhold } from "./teardown.ts";
 
 /** struct bus_type as the kernel keeps a module's. */
 export class BusTypeTwin {
@@ -102,19 +103,6 @@ export const BUS_TWINS: Record<string, StructTwin> = {
     },
   },
 };
-
-/** Unregister `obj` with `release` if the module goes with it still registered. */
-export function hold(c: CallCtx, obj: object, what: string, release: () => void): void {
-  const mod = c.mod;
-  mod.holdings.teardown.set(obj, (dead) => {
-    if (!dead) c.k.printk(`\x013kemu: ${mod.name}: ${what} still registered at unload; unregistering it\n`);
-    release();
-  });
-}
-
-export function unhold(c: CallCtx, obj: object): void {
-  c.mod.holdings.teardown.delete(obj);
-}
 
 function busUnregister(c: CallCtx, b: BusTypeTwin): void {
   const bus = b.kbus;

@@ -9,13 +9,14 @@
 
 import type { Device } from "../../base/device.ts";
 import type { CharFileOperations } from "../../fs/chrdev.ts";
-import { Cdev, MINORBITS, type DeviceClass } from "../../fs/cdev.ts";
+import { Cdev, MINORBITS, MINORMASK, type DeviceClass } from "../../fs/cdev.ts";
 import { MAJOR, MINOR, MKDEV } from "../../fs/file.ts";
-import { vsprintf } from "../../lib/vsprintf.ts";
 import { defineApis, type CallCtx } from "../api.ts";
 import { ArgError } from "../marshal.ts";
 import type { Module } from "../module.ts";
 import type { StructTwin } from "../twins.ts";
+import { moduleSprintf, warnSite } from "./bug.ts";
+import { hold, unhold } from "./teardown.ts";
 
 /** struct device_attribute as the kernel holds it. */
 export interface DeviceAttributeTwin {
@@ -53,23 +54,11 @@ function count(what: string, n: number, max: number): number {
 }
 
 function devt(v: number): number {
-  return count("dev_t", v, MKDEV(4095, (1 << MINORBITS) - 1));
+  return count("dev_t", v, MKDEV(4095, MINORMASK));
 }
 
-/**
- * Register `release` to run if the module goes with `obj` still registered; it says whether
- * there was something left to remove (an attribute goes with its device).
- */
-function hold(c: CallCtx, obj: object, what: string, release: () => boolean | void): void {
-  const mod = c.mod;
-  c.mod.holdings.teardown.set(obj, (dead) => {
-    if (release() !== false && !dead) c.k.printk(`\x013kemu: ${mod.name}: ${what} still registered at unload; removing it\n`);
-  });
-}
-
-function unhold(c: CallCtx, obj: object): void {
-  c.mod.holdings.teardown.delete(obj);
-}
+/** What is left registered at unload is removed: `hold` with kemu's line saying so. */
+const REMOVING = { verb: "removing" };
 
 /** The registrations behind a module's regions (from, count) and attributes (device, name). */
 const regionKeys = new WeakMap<Module, Map<string, object>>();
@@ -100,7 +89,7 @@ export const CDEV_APIS = defineApis([
     name: "register_chrdev_region", symbols: ["register_chrdev_region"], params: ["num", "num", "str"], ret: "int", proto: "int register_chrdev_region(dev_t from, unsigned count, const char *name)",
     impl: (c: CallCtx, from: number, n: number, name: string) => {
       const rc = c.k.chrdevs.register_chrdev_region(devt(from), count("count", n, 2 ** 32 - 1), name);
-      if (!rc) hold(c, key(c, `${from}/${n}`, true)!, regionName(from, n, name), () => c.k.chrdevs.unregister_chrdev_region(from, n));
+      if (!rc) hold(c, key(c, `${from}/${n}`, true)!, regionName(from, n, name), () => c.k.chrdevs.unregister_chrdev_region(from, n), REMOVING);
       return rc;
     },
   },
@@ -108,8 +97,8 @@ export const CDEV_APIS = defineApis([
     name: "alloc_chrdev_region", symbols: ["alloc_chrdev_region"], params: ["num", "num", "str"], ret: "int",
     proto: "int alloc_chrdev_region(unsigned baseminor, unsigned count, const char *name) /* C: (dev_t *dev, ...); kemu returns *dev, or a negative errno */",
     impl: (c: CallCtx, baseminor: number, n: number, name: string) => {
-      const r = c.k.chrdevs.alloc_chrdev_region(count("baseminor", baseminor, (1 << MINORBITS) - 1), count("count", n, 1 << MINORBITS), name);
-      if (r >= 0) hold(c, key(c, `${r}/${n}`, true)!, regionName(r, n, name), () => c.k.chrdevs.unregister_chrdev_region(r, n));
+      const r = c.k.chrdevs.alloc_chrdev_region(count("baseminor", baseminor, MINORMASK), count("count", n, 1 << MINORBITS), name);
+      if (r >= 0) hold(c, key(c, `${r}/${n}`, true)!, regionName(r, n, name), () => c.k.chrdevs.unregister_chrdev_region(r, n), REMOVING);
       return r;
     },
   },
@@ -133,7 +122,7 @@ export const CDEV_APIS = defineApis([
     impl: (c: CallCtx, cdev: Cdev, dev: number, n: number) => {
       if (!cdev.ops) throw new ArgError("cdev_add() of a cdev without cdev_init()");
       const rc = c.k.chrdevs.cdev_add(cdev, devt(dev), count("count", n, 1 << MINORBITS));
-      if (!rc) hold(c, cdev, `cdev ${MAJOR(dev)}:${MINOR(dev)}`, () => c.k.chrdevs.cdev_del(cdev));
+      if (!rc) hold(c, cdev, `cdev ${MAJOR(dev)}:${MINOR(dev)}`, () => c.k.chrdevs.cdev_del(cdev), REMOVING);
       return rc;
     },
   },
@@ -148,7 +137,7 @@ export const CDEV_APIS = defineApis([
     name: "class_create", symbols: ["__class_create"], params: ["o?:module", "str"], ret: "o:class_struct", proto: "#define class_create(owner, name) __class_create(owner, name, &__key)",
     impl: (c: CallCtx, owner: Module | null, name: string) => {
       const cls = c.k.chrdevs.class_create(owner, name);
-      if (typeof cls !== "number") hold(c, cls, `class '${name}'`, () => c.k.chrdevs.class_destroy(cls));
+      if (typeof cls !== "number") hold(c, cls, `class '${name}'`, () => c.k.chrdevs.class_destroy(cls), REMOVING);
       return cls;
     },
   },
@@ -164,10 +153,10 @@ export const CDEV_APIS = defineApis([
     name: "device_create", symbols: ["device_create"], params: ["o:class_struct", "o?:device", "num", "p", "str", "...any"], ret: "o:device",
     proto: "struct device *device_create(struct class *cls, struct device *parent, dev_t devt, void *drvdata, const char *fmt, ...)",
     impl: (c: CallCtx, cls: DeviceClass, parent: Device | null, dev: number, drvdata: unknown, fmt: string, ...args: unknown[]) => {
-      const name = vsprintf(fmt, args, { hashPointer: (v) => c.k.hashPointer(v), resource: () => null, symbol: () => null });
+      const name = moduleSprintf(c, fmt, args);
       if (!name || name.includes("/")) throw new ArgError(`bad device name ${JSON.stringify(name)}`);
       const d = c.k.chrdevs.device_create(cls, parent, devt(dev), drvdata, name);
-      if (typeof d !== "number") hold(c, d, `device '${name}'`, () => c.k.chrdevs.device_unregister(d));
+      if (typeof d !== "number") hold(c, d, `device '${name}'`, () => c.k.chrdevs.device_unregister(d), REMOVING);
       return d;
     },
   },
@@ -186,8 +175,12 @@ export const CDEV_APIS = defineApis([
       if (!/^[A-Za-z0-9_.:-]+(\/[A-Za-z0-9_.:-]+)?$/.test(attr.name)) throw new ArgError(`bad attribute name ${JSON.stringify(attr.name)}`);
       const show = attr.show;
       const rc = c.k.chrdevs.device_create_file(dev, attr.name, () => (show ? (show(dev) ?? "") : ""));
-      if (!rc) hold(c, key(c, `attr:${devId(dev)}:${attr.name}`, true)!, `attribute '${attr.name}' of ${dev.name}`, () => c.k.chrdevs.device_remove_file(dev, attr.name));
-      return rc;
+      if (rc) return rc;
+      hold(c, key(c, `attr:${devId(dev)}:${attr.name}`, true)!, `attribute '${attr.name}' of ${dev.name}`, () => c.k.chrdevs.device_remove_file(dev, attr.name), {
+        ...REMOVING,
+        left: () => c.k.chrdevs.device_has_file(dev, attr.name),
+      });
+      return 0;
     },
   },
   {
@@ -202,8 +195,7 @@ export const CDEV_APIS = defineApis([
     name: "dev_WARN", symbols: ["__warn_printk"], params: ["o:device", "str", "...any"], ret: "void",
     proto: '#define dev_WARN(dev, format, arg...) WARN(1, "%s %s: " format, dev_driver_string(dev), dev_name(dev), ## arg)',
     impl: (c: CallCtx, dev: Device, fmt: string, ...args: unknown[]) => {
-      const site = { file: `${c.mod.name}.ko`, func: c.mod.callees.at(-1) ?? `[${c.mod.name}]` };
-      c.k.dev_WARN(dev, site, vsprintf(fmt, args, { hashPointer: (v) => c.k.hashPointer(v), resource: () => null, symbol: () => null }));
+      c.k.dev_WARN(dev, warnSite(c), moduleSprintf(c, fmt, args));
     },
   },
   {

@@ -10,7 +10,7 @@
 import type { AddressSpace } from "../../fs/file.ts";
 import { PAGE_SIZE, type Page } from "../../mm/memmap.ts";
 import {
-  unmap_mapping_range, VM_FAULT_DONE_COW, VM_FAULT_ERROR, VM_FAULT_NOPAGE, VM_FAULT_RETRY, vm_insert_page, vmf_insert_mixed, vmf_insert_pfn,
+  unmap_mapping_range, VM_FAULT_DONE_COW, VM_FAULT_ERROR, VM_FAULT_NOPAGE, VM_FAULT_RETRY, VM_FAULT_SIGBUS, vm_insert_page, vmf_insert_mixed, vmf_insert_pfn,
   zap_page_range_single,
 } from "../../mm/memory.ts";
 import {
@@ -100,7 +100,7 @@ export class ModuleVmOperations implements VmOperationsStruct {
       obj.active = false;
       this.#depth--;
     }
-    ret = Number.isSafeInteger(ret) && ret >= 0 ? ret : VM_FAULT_SIGBUS_;
+    ret = Number.isSafeInteger(ret) && ret >= 0 ? ret : VM_FAULT_SIGBUS;
     if (name !== "fault") return ret;
     if (ret & (VM_FAULT_ERROR | VM_FAULT_NOPAGE | VM_FAULT_RETRY | VM_FAULT_DONE_COW)) {
       // A page set next to an error is not the core's to map; the module keeps its reference.
@@ -118,8 +118,6 @@ export class ModuleVmOperations implements VmOperationsStruct {
     return ret;
   }
 }
-
-const VM_FAULT_SIGBUS_ = 0x2;
 
 export const vm_operations_twin: StructTwin = {
   create: (c) => new ModuleVmOperations(c),

@@ -10,14 +10,13 @@
 // (5.0's inline also calls dma_direct_map_page() when dma_ops is NULL; kemu's symbol lists are
 // the same for every version, so they name dma_ops alone).
 
-import type { Device } from "../../base/device.ts";
+import type { Device, DeviceDriver } from "../../base/device.ts";
 import { pci_resource_len, PCI_ROM_RESOURCE, PCI_ANY_ID, type PciDev, type PciDeviceId } from "../../base/pci.ts";
 import { EIO, EBUSY, ENOMEM } from "../../errno.ts";
 import { PAGE_SIZE, type Page } from "../../mm/memmap.ts";
 import { defineApis, type CallCtx } from "../api.ts";
 import { ArgError } from "../marshal.ts";
 import type { StructTwin } from "../twins.ts";
-import type { DeviceDriver } from "../../base/device.ts";
 
 /** struct pci_driver as the kernel holds it. */
 export interface PciDriverTwin {
