@@ -78,6 +78,26 @@ export class Device {
   }
 }
 
+/**
+ * The device's directory under /sys, as kobject_get_path() gives it: a platform device without
+ * a parent sits under /devices/platform, a class device under its parent's glue directory
+ * named after the class (or /devices/virtual/CLASS without a parent), any other device under
+ * its parent (or /devices).
+ */
+export function device_path(dev: Device): string {
+  return child_path(dev.parent, dev.name, dev.className, dev.bus?.name ?? null);
+}
+
+/** device_path() of a device named `name` that is not (yet) there. */
+export function child_path(parent: Device | null, name: string, className: string | null = null, bus: string | null = null): string {
+  if (className) return `${parent ? device_path(parent) : "/devices/virtual"}/${className}/${name}`;
+  if (parent) return `${device_path(parent)}/${name}`;
+  return bus === "platform" ? `/devices/platform/${name}` : `/devices/${name}`;
+}
+
+/** The call chain from device_add() to sysfs_warn_dup() for a directory, innermost first. */
+export const SYSFS_DIR_CALLERS = ["sysfs_create_dir_ns", "kobject_add_internal", "kobject_add", "device_add"];
+
 /** dev_name() */
 export function dev_name(dev: Device): string {
   return dev.name;

@@ -58,6 +58,18 @@ export class DriverCore {
     return 0;
   }
 
+  /**
+   * fs/sysfs/dir.c sysfs_warn_dup() (4.19-5.0): a second directory or file at `path` (without
+   * /sys) is pr_warn()ed with a dump_stack() from `callers` (innermost first). A directory comes
+   * from kobject_add_internal(), which then pr_err()s the -EEXIST for the kobject `name`.
+   */
+  sysfs_warn_dup(path: string, callers: string[], dirOf: string | null): void {
+    const k = this.#k;
+    k.printk(`\x014sysfs: cannot create duplicate filename '${path}'\n`);
+    k.bugs.dumpStack(4, ["sysfs_warn_dup", ...callers]);
+    if (dirOf !== null) k.printk(`\x013kobject_add_internal failed for ${dirOf} with -EEXIST, don't try to register things with the same name in the same directory.\n`);
+  }
+
   /** device_unregister() = device_del() + put_device(). */
   device_unregister(dev: Device): void {
     if (!dev.registered) return;

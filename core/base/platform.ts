@@ -3,7 +3,7 @@
 
 import { EEXIST, EINVAL, ENOMEM } from "../errno.ts";
 import type { Kernel } from "../kernel.ts";
-import { BusType, Device, DeviceDriver } from "./device.ts";
+import { BusType, child_path, Device, DeviceDriver, SYSFS_DIR_CALLERS } from "./device.ts";
 import { object_gone } from "../lib/lifetime.ts";
 
 export const PLATFORM_DEVID_NONE = -1;
@@ -48,13 +48,8 @@ export class PlatformBus {
     const realId = id === PLATFORM_DEVID_AUTO ? this.#autoId++ : id;
     const devName = id === PLATFORM_DEVID_NONE ? name : id === PLATFORM_DEVID_AUTO ? `${name}.${realId}.auto` : `${name}.${realId}`;
     if (this.#k.base.devices.some((d) => d.name === devName)) {
-      // device_add() -> kobject_add_internal() -> sysfs_create_dir_ns() finds the name taken:
-      // fs/sysfs/dir.c sysfs_warn_dup() (4.19-5.0) pr_warn()s the path and dump_stack()s, then
-      // lib/kobject.c kobject_add_internal() pr_err()s the -EEXIST.
-      const k = this.#k;
-      k.printk(`\x014sysfs: cannot create duplicate filename '/devices/platform/${devName}'\n`);
-      k.bugs.dumpStack(4, ["sysfs_warn_dup", "sysfs_create_dir_ns", "kobject_add_internal", "kobject_add", "device_add", "platform_device_add", "platform_device_register_full"]);
-      k.printk(`\x013kobject_add_internal failed for ${devName} with -EEXIST, don't try to register things with the same name in the same directory.\n`);
+      // device_add() -> kobject_add_internal() -> sysfs_create_dir_ns() finds the name taken.
+      this.#k.base.sysfs_warn_dup(child_path(null, devName, null, "platform"), [...SYSFS_DIR_CALLERS, "platform_device_add", "platform_device_register_full"], devName);
       return -EEXIST;
     }
     // platform_device_alloc(): struct platform_object and the name, one kzalloc.

@@ -15,7 +15,7 @@
 
 import { EBUSY, EEXIST, EINVAL, ENXIO } from "../errno.ts";
 import type { Kernel } from "../kernel.ts";
-import { Device } from "../base/device.ts";
+import { child_path, Device, device_path, SYSFS_DIR_CALLERS } from "../base/device.ts";
 import type { Module } from "../module/module.ts";
 import { char_file_ops, MISC_MAJOR, type CharFileOperations } from "./chrdev.ts";
 import { DEVTMPFS_DEV } from "./devtmpfs.ts";
@@ -290,7 +290,8 @@ export class CharDevices {
   device_create(cls: DeviceClass, parent: Device | null, devt: number, drvdata: unknown, name: string): Device | number {
     const k = this.#k;
     if (cls.devices.some((d) => d.name === name)) {
-      k.printk(`\x014sysfs: cannot create duplicate filename '/class/${cls.name}/${name}'\n`);
+      // device_add(): the directory in the class's glue directory is taken.
+      k.base.sysfs_warn_dup(child_path(parent, name, cls.name), [...SYSFS_DIR_CALLERS, "device_create_groups_vargs", "device_create"], name);
       return -EEXIST;
     }
     const dev = new Device(name, { parent, className: cls.name });
@@ -353,7 +354,7 @@ export class CharDevices {
     let set = this.#attrs.get(dev);
     if (!set) this.#attrs.set(dev, (set = new Set()));
     if (set.has(path)) {
-      this.#k.printk(`\x014sysfs: cannot create duplicate filename '${path.slice(4)}'\n`);
+      this.#k.base.sysfs_warn_dup(`${device_path(dev)}/${name}`, ["sysfs_add_file_mode_ns", "sysfs_create_file_ns", "device_create_file"], null);
       return -EEXIST;
     }
     set.add(path);

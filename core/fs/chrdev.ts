@@ -10,7 +10,7 @@
 
 import { EBUSY, EEXIST, EINVAL, ENODEV, ENOTTY } from "../errno.ts";
 import type { Kernel } from "../kernel.ts";
-import { Device } from "../base/device.ts";
+import { child_path, Device, SYSFS_DIR_CALLERS } from "../base/device.ts";
 import type { Module } from "../module/module.ts";
 import type { VmArea } from "../mm/mm_types.ts";
 import { DEVTMPFS_DEV } from "./devtmpfs.ts";
@@ -124,9 +124,7 @@ export class MiscDevices {
     // a second device of the same name fails in sysfs.
     if (!misc.name || this.list.some((c) => c.name === misc.name)) {
       if (misc.name) {
-        k.printk(`\x014sysfs: cannot create duplicate filename '/devices/virtual/misc/${misc.name}'\n`);
-        k.bugs.dumpStack(4, ["sysfs_warn_dup", "sysfs_create_dir_ns", "kobject_add_internal", "kobject_add", "device_add", "device_create_groups_vargs", "device_create_with_groups", "misc_register"]);
-        k.printk(`\x013kobject_add_internal failed for ${misc.name} with -EEXIST, don't try to register things with the same name in the same directory.\n`);
+        k.base.sysfs_warn_dup(child_path(null, misc.name, "misc"), [...SYSFS_DIR_CALLERS, "device_create_groups_vargs", "device_create_with_groups", "misc_register"], misc.name);
       }
       if (dynamic) {
         this.#dynamic.delete(DYNAMIC_MINORS - misc.minor - 1);

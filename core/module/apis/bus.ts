@@ -9,7 +9,7 @@
 // init_name, parent, bus, type, and the MODALIAS its bus's uevent() would give) and returns
 // the kernel's device, or an ERR_PTR. The rest keeps the C prototypes.
 
-import { BusType, Device, DeviceDriver, type ProbeFn, type RemoveFn } from "../../base/device.ts";
+import { BusType, child_path, Device, DeviceDriver, SYSFS_DIR_CALLERS, type ProbeFn, type RemoveFn } from "../../base/device.ts";
 import { EBUSY, EEXIST, EINVAL } from "../../errno.ts";
 import { object_gone } from "../../lib/lifetime.ts";
 import { defineApis, type CallCtx } from "../api.ts";
@@ -149,7 +149,7 @@ export const BUS_APIS = defineApis([
       if (!b.name) return -EINVAL;
       // kset_register() of /sys/bus/NAME
       if (c.k.base.buses.some((x) => x.name === b.name)) {
-        c.k.printk(`\x014sysfs: cannot create duplicate filename '/bus/${b.name}'\n`);
+        c.k.base.sysfs_warn_dup(`/bus/${b.name}`, ["sysfs_create_dir_ns", "kobject_add_internal", "kset_register", "bus_register"], b.name);
         return -EEXIST;
       }
       const match = b.match;
@@ -179,7 +179,7 @@ export const BUS_APIS = defineApis([
       const bus = d.bus ? d.bus.kbus : null;
       if (d.bus && !bus) throw new ArgError(`device_register(${d.init_name}): its bus '${d.bus.name}' is not registered`);
       if (k.base.devices.some((x) => x.name === d.init_name && x.bus === bus)) {
-        k.printk(`\x014sysfs: cannot create duplicate filename '/bus/${bus?.name ?? "none"}/devices/${d.init_name}'\n`);
+        k.base.sysfs_warn_dup(child_path(d.parent, d.init_name, null, bus?.name ?? null), [...SYSFS_DIR_CALLERS, "device_register"], d.init_name);
         return -EEXIST;
       }
       const dev = new Device(d.init_name, { parent: d.parent });
