@@ -43,9 +43,13 @@ export function meets(value: number, t: Target): boolean {
   return t.op === "<=" ? value <= t.value : value >= t.value;
 }
 
-/** Run figures one after another, reporting progress through `progress(done, total, name)`. */
-export async function runFigures(figures: readonly Figure<any>[], progress: (done: number, total: number, name: string) => void): Promise<Result[]> {
-  const total = figures.reduce((n, f) => n + f.repeats + 1, 0);
+/**
+ * Run figures one after another, reporting progress through `progress(done, total, name)`;
+ * `repeats` replaces each figure's own count of samples.
+ */
+export async function runFigures(figures: readonly Figure<any>[], progress: (done: number, total: number, name: string) => void, repeats?: number): Promise<Result[]> {
+  const count = (f: Figure<any>) => repeats ?? f.repeats;
+  const total = figures.reduce((n, f) => n + count(f) + 1, 0);
   let done = 0;
   const results: Result[] = [];
   for (const f of figures) {
@@ -55,7 +59,7 @@ export async function runFigures(figures: readonly Figure<any>[], progress: (don
       await f.sample(ctx); // warm-up, not counted
       progress(++done, total, f.name);
       const samples: number[] = [];
-      for (let i = 0; i < f.repeats; i++) {
+      for (let i = 0; i < count(f); i++) {
         samples.push(await f.sample(ctx));
         progress(++done, total, f.name);
       }

@@ -50,7 +50,7 @@ function unmap(ctx: Ctx, { dev, drv }: { dev: Device; drv: DeviceDriver }): void
 }
 
 async function setup(): Promise<Ctx> {
-  const k = await Kernel.boot({ version: "5.0", memory: "1G", pmem: [{ size: "1T", start: PMEM_START + 0 }] });
+  const k = await Kernel.boot({ version: "5.0", memory: "1G", pmem: [{ size: "1T", start: PMEM_START + 0 }], autoload: false });
   const bus = new BusType("bench");
   k.base.bus_register(bus);
   return { k, bus, n: 0 };

@@ -5,7 +5,7 @@ import { FIGURES } from "../../bench/index.ts";
 import { runFigures, type Result } from "../../bench/figure.ts";
 import { parse, UsageError, type Command } from "./command.ts";
 
-const HELP = `Usage: kemu bench [--json FILE] [--filter A,B]
+const HELP = `Usage: kemu bench [--json FILE] [--filter A,B] [--repeats N]
 
 Measure kemu's performance figures (DESIGN.md "Performance targets"). Each figure is run
 once to warm up and then repeatedly; the table shows min, median and max, and whether the
@@ -14,6 +14,7 @@ median meets its target.
 Options:
   --json FILE     also write {"figures": {NAME: {"value", "unit", "min", "max", "target"}}}
   --filter LIST   only figures whose names start with one of the comma-separated prefixes
+  --repeats N     N samples of each figure instead of its own count (a quick check: 1)
   -h, --help      this help
 
 Figures:
@@ -52,12 +53,17 @@ export const bench: Command = {
   summary: "measure the performance figures of DESIGN.md",
   help: HELP,
   async run(argv) {
-    const { values } = parse("bench", argv, { json: { type: "string" }, filter: { type: "string" } });
+    const { values } = parse("bench", argv, { json: { type: "string" }, filter: { type: "string" }, repeats: { type: "string" } });
+    let repeats: number | undefined;
+    if (values.repeats !== undefined) {
+      repeats = Number(values.repeats);
+      if (!/^\d+$/.test(values.repeats) || repeats < 1 || repeats > 1000) throw new UsageError(`bench: --repeats '${values.repeats}' is not a count from 1 to 1000`);
+    }
     const prefixes = values.filter?.split(",").map((s) => s.trim()).filter(Boolean);
     const figures = prefixes ? FIGURES.filter((f) => prefixes.some((p) => f.name.startsWith(p))) : FIGURES;
     if (figures.length === 0) throw new UsageError(`bench: --filter '${values.filter}' matches no figure (see kemu bench --help)`);
     if (!process.stderr.isTTY) process.stderr.write(`kemu bench: ${figures.length} figures on Node ${process.version}\n`);
-    const results = await runFigures(figures, progressBar);
+    const results = await runFigures(figures, progressBar, repeats);
     process.stdout.write(table(results));
     if (values.json) {
       const figuresJson: Record<string, unknown> = {};
