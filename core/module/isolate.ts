@@ -75,6 +75,12 @@ export class IsolateRuntime implements ModuleRuntime {
   /** applySync options: numbers only need no copying of the arguments. */
   readonly #fast: ivm.ReferenceApplyOptions;
   readonly #copying: ivm.ReferenceApplyOptions;
+  readonly #fastNested: ivm.ReferenceApplyOptions = { result: { copy: true } };
+  readonly #copyingNested: ivm.ReferenceApplyOptions = { arguments: { copy: true }, result: { copy: true } };
+  /** Calls into the module under way (nested when it calls the kernel and is called back). */
+  #depth = 0;
+  /** When the outermost of them began (performance.now()). */
+  #since = 0;
 
 
   link(): void {
@@ -123,10 +129,16 @@ export class IsolateRuntime implements ModuleRuntime {
         break;
       }
     }
+    // A call made while the module is already running (it called the kernel, which calls it
+    // back) runs under the outer call's time limit: no watchdog of its own to start and stop.
+    const nested = this.#depth++ > 0;
+    if (!nested) this.#since = performance.now();
     try {
-      return this.#dispatch!.applySync(undefined, [fn, sig, ...args], plain ? this.#fast : this.#copying);
+      return this.#dispatch!.applySync(undefined, [fn, sig, ...args], plain ? (nested ? this.#fastNested : this.#fast) : nested ? this.#copyingNested : this.#copying);
     } catch (e) {
       throw this.#fault(e);
+    } finally {
+      this.#depth--;
     }
   }
 
@@ -147,7 +159,9 @@ export class IsolateRuntime implements ModuleRuntime {
     const err = e as Error;
     const msg = err?.message ?? String(e);
     let fault: DriverFault;
-    if (/Script execution timed out/.test(msg)) {
+    // The outer call's watchdog terminates a nested call with an error of its own.
+    const overdue = this.#depth > 1 && performance.now() - this.#since >= this.#o.timeoutMs;
+    if (/Script execution timed out/.test(msg) || overdue) {
       fault = new DriverFault("timeout", `did not return within ${this.#o.timeoutMs} ms`, err.stack ?? "");
     } else if (this.#isolate.isDisposed || /disposed during execution due to memory limit|Array buffer allocation failed/.test(msg)) {
       fault = new DriverFault("heap", `ran out of its ${this.#o.memoryLimitMiB} MiB heap`, "");

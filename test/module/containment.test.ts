@@ -232,6 +232,39 @@ describe("a driver that fails in its init", () => {
   });
 });
 
+describe("time limits of nested calls", () => {
+  // The kernel calls the module back while the module's own call is under way (probe from its
+  // own platform_driver_register() in init): the callback runs under init's time limit.
+  const NESTED = `
+import { MODULE_LICENSE, module_init, module_exit, printk, KERN_INFO, PLATFORM_DEVID_NONE,
+  platform_device_register_simple, platform_device_unregister, platform_driver_register, platform_driver_unregister,
+  type platform_device, type platform_driver } from "kemu/kernel";
+MODULE_LICENSE("GPL");
+let own: platform_device | null = null;
+const drv: platform_driver = {
+  driver: { name: "nested" },
+  probe(): number { printk(KERN_INFO + "nested: probe\\n"); for (;;) {} },
+};
+module_init(() => {
+  own = platform_device_register_simple("nested", PLATFORM_DEVID_NONE, null, 0);
+  return platform_driver_register(drv);
+});
+module_exit(() => { platform_driver_unregister(drv); platform_device_unregister(own); });
+`;
+  it("an endless loop in a callback made during the module's own call is stopped by that call's limit", async () => {
+    const k = await boot({ version: "5.0", ...LIMITS });
+    const seq = k.log.nextSeq;
+    const err = await insmodError(k, await ko("nested", NESTED));
+    expect(err.errno).toBe(14);
+    const msgs = k.log.messages(seq);
+    expect(msgs).toContain("nested: probe");
+    expect(msgs.some((m) => /^watchdog: BUG: soft lockup - CPU#0 stuck for \d+s! \[insmod:\d+\]$/.test(m))).toBe(true);
+    expect(msgs).toContain("kemu: nested: killed: did not return within 50 ms");
+    expect(k.read("/proc/modules")).toBe("");
+    expect(k.checkInvariants()).toEqual([]);
+  });
+});
+
 describe("a driver that fails in its exit", () => {
   for (const fault of FAULTS) {
     it(`${fault}: rmmod fails with EFAULT, the module is gone all the same, with what it held`, async () => {
