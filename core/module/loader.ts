@@ -747,8 +747,8 @@ export class ModuleSubsystem {
       release(dead);
     }
     for (const drv of [...h.drivers]) {
-      if (!dead) this.#pr(3, `kemu: ${mod.name}: platform driver '${drv.name}' still registered at unload; unregistering it`);
-      k.platform.platform_driver_unregister(drv);
+      if (!dead) this.#pr(3, `kemu: ${mod.name}: ${drv.bus?.name ?? "platform"} driver '${drv.name}' still registered at unload; unregistering it`);
+      k.base.driver_unregister(drv);
       h.drivers.delete(drv);
     }
     for (const pdev of [...h.pdevs]) {

@@ -25,7 +25,7 @@ import {
   DRM_IOCTL_NOUVEAU_KEMU_VADD, DRM_IOCTL_NOUVEAU_SVM_BIND, DRM_IOCTL_NOUVEAU_SVM_INIT, DRM_IOWR, KEMU_VADD_FIELDS, NOUVEAU_SVM_BIND_TARGET__GPU_VRAM,
   nouveau_svm_bind_header, SVM_BIND_FIELDS, SVM_INIT_FIELDS, u64_fields, u64_struct,
 } from "../../drivers/nouveau/nouveau_uapi.ts";
-import { buildDriver } from "../helpers/build.ts";
+import { buildDriver, ko } from "../helpers/build.ts";
 import { boot, bootError, rmmodError } from "../helpers/kernel.ts";
 import { deviceEntry, errnoOf, PAGE, pteOf, signalOf } from "../helpers/process.ts";
 import { is_swap_pte } from "../../core/mm/pgtable.ts";
@@ -399,6 +399,22 @@ describe("the PCI API from a module of its own", () => {
     k.rmmod("pci_test");
     expect(k.log.messages(seq).at(-1)).toBe(`pci_test ${BDF}: remove`);
     expect(k.pci.io.mappings).toBe(0);
+  });
+
+  it("a PCI driver still registered at unload is unregistered by the loader, with a line naming its bus", async () => {
+    const k = await boot({ version: "5.0", gpus: [{ vram: "64M" }] });
+    const src = readFileSync(fileURLToPath(new URL("../fixtures/pci_test.ts", import.meta.url)), "utf8").replace(
+      "module_exit(() => pci_unregister_driver(pci_test_driver));",
+      "module_exit(() => {});",
+    );
+    await k.insmod(await ko("pci_leaky", src, { kernel: "5.0" }));
+    const seq = k.log.nextSeq;
+    k.rmmod("pci_leaky");
+    expect(k.log.messages(seq)).toEqual([
+      "kemu: pci_leaky: pci driver 'pci_test' still registered at unload; unregistering it",
+      `pci_test ${BDF}: remove`,
+    ]);
+    expect(k.checkInvariants()).toEqual([]);
   });
 });
 
