@@ -401,6 +401,17 @@ describe("the PCI API from a module of its own", () => {
     expect(k.pci.io.mappings).toBe(0);
   });
 
+  it("an ioremap() the module did not iounmap() is unmapped when it goes, with kemu's line", async () => {
+    const k = await boot({ version: "5.0", gpus: [{ vram: "64M" }] });
+    const src = readFileSync(fileURLToPath(new URL("../fixtures/pci_test.ts", import.meta.url)), "utf8").replace("  iounmap(regs);\n", "");
+    await k.insmod(await ko("pci_ioleak", src, { kernel: "5.0" }));
+    expect(k.pci.io.mappings).toBe(1);
+    const seq = k.log.nextSeq;
+    k.rmmod("pci_ioleak");
+    expect(k.log.messages(seq)).toContain("kemu: pci_ioleak: ioremap() of [mem 0xfd000000-0xfdffffff] still mapped at unload; unmapping it");
+    expect(k.pci.io.mappings).toBe(0);
+  });
+
   it("a PCI driver still registered at unload is unregistered by the loader, with a line naming its bus", async () => {
     const k = await boot({ version: "5.0", gpus: [{ vram: "64M" }] });
     const src = readFileSync(fileURLToPath(new URL("../fixtures/pci_test.ts", import.meta.url)), "utf8").replace(

@@ -17,6 +17,15 @@ import { PAGE_SIZE, type Page } from "../../mm/memmap.ts";
 import { defineApis, type CallCtx } from "../api.ts";
 import { ArgError } from "../marshal.ts";
 import type { StructTwin } from "../twins.ts";
+import { hold, unhold } from "./teardown.ts";
+
+/** Each module's live ioremap() mappings: address -> its teardown key. */
+const moduleIoremaps = new WeakMap<object, Map<number, object>>();
+function ioremaps(c: CallCtx): Map<number, object> {
+  let m = moduleIoremaps.get(c.mod);
+  if (!m) moduleIoremaps.set(c.mod, (m = new Map()));
+  return m;
+}
 
 /** struct pci_driver as the kernel holds it. */
 export interface PciDriverTwin {
@@ -129,10 +138,28 @@ export const PCI_APIS = defineApis([
     name: "ioremap", symbols: ["ioremap_nocache"], params: ["num", "num"], ret: "num", proto: "static inline void __iomem *ioremap(resource_size_t offset, unsigned long size)",
     impl: (c: CallCtx, phys: number, size: number) => {
       if (!Number.isSafeInteger(phys) || !Number.isSafeInteger(size) || phys < 0 || size < 0) throw new ArgError(`ioremap(${phys}, ${size}): not a physical range`);
-      return c.k.pci.io.ioremap(phys, size);
+      const addr = c.k.pci.io.ioremap(phys, size);
+      // Mapped until iounmap(), or until the module goes. (Cookies are negative: VMALLOC_START
+      // as a signed 64-bit number; 0 is the failure.)
+      if (addr !== 0) {
+        const key = { addr };
+        ioremaps(c).set(addr, key);
+        hold(c, key, `ioremap() of [mem 0x${phys.toString(16)}-0x${(phys + size - 1).toString(16)}]`, () => c.k.pci.io.iounmap(addr), { verb: "unmapping", state: "mapped" });
+      }
+      return addr;
     },
   },
-  { name: "iounmap", symbols: ["iounmap"], params: ["num"], ret: "void", proto: "void iounmap(volatile void __iomem *addr)", impl: (c: CallCtx, addr: number) => c.k.pci.io.iounmap(addr) },
+  {
+    name: "iounmap", symbols: ["iounmap"], params: ["num"], ret: "void", proto: "void iounmap(volatile void __iomem *addr)",
+    impl: (c: CallCtx, addr: number) => {
+      const key = ioremaps(c).get(addr);
+      if (key) {
+        unhold(c, key);
+        ioremaps(c).delete(addr);
+      }
+      c.k.pci.io.iounmap(addr);
+    },
+  },
   {
     name: "ioread32", symbols: ["ioread32"], params: ["num"], ret: "num", proto: "unsigned int ioread32(void __iomem *addr)",
     impl: (c: CallCtx, addr: number) => c.k.pci.io.read32(mmio(c, addr, "ioread32")),

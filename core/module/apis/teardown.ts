@@ -6,14 +6,15 @@ import type { CallCtx } from "../api.ts";
 
 /**
  * Undo `obj` with `release` if the module goes with it still registered. `verb` is what the
- * line says is done ("unregistering" by default); `left` says whether anything is left to undo
+ * line says is done ("unregistering" by default), `state` what it still is ("registered"); `left` says whether anything is left to undo
  * (an attribute goes with its device).
  */
-export function hold(c: CallCtx, obj: object, what: string, release: () => void, opts: { verb?: string; left?: () => boolean } = {}): void {
+export function hold(c: CallCtx, obj: object, what: string, release: () => void, opts: { verb?: string; state?: string; left?: () => boolean } = {}): void {
   const mod = c.mod;
   const verb = opts.verb ?? "unregistering";
+  const state = opts.state ?? "registered";
   mod.holdings.teardown.set(obj, (dead) => {
-    if (!dead && (opts.left?.() ?? true)) c.k.printk(`\x013kemu: ${mod.name}: ${what} still registered at unload; ${verb} it\n`);
+    if (!dead && (opts.left?.() ?? true)) c.k.printk(`\x013kemu: ${mod.name}: ${what} still ${state} at unload; ${verb} it\n`);
     release();
   });
 }
