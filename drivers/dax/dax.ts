@@ -11,7 +11,7 @@
 // frees the minor as dax_destroy_inode() does. SRCU read sections need no lock on one CPU.
 
 import {
-  MODULE_LICENSE, MODULE_AUTHOR, module_init, module_exit, EXPORT_SYMBOL_GPL, WARN,
+  MODULE_LICENSE, MODULE_AUTHOR, module_init, module_exit, EXPORT_SYMBOL_GPL, WARN_ONCE,
   MKDEV, MAJOR, MINOR, alloc_chrdev_region, unregister_chrdev_region,
 } from "kemu/kernel";
 import type { dax_device, dax_inode_info } from "./dax-private.ts";
@@ -84,7 +84,7 @@ EXPORT_SYMBOL_GPL(alloc_dax);
 export function put_dax(dax_dev: dax_device): void {
   const d = to_dax_dev(dax_dev);
   if (!d || --d.count > 0) return;
-  WARN(d.alive, "kill_dax() must be called before final iput()\n");
+  WARN_ONCE(d.alive, "kill_dax() must be called before final iput()\n");
   dax_devices.delete(d.minor);
 }
 EXPORT_SYMBOL_GPL(put_dax);

@@ -1220,6 +1220,12 @@ declare module "kemu/kernel" {
    */
   export function WARN(condition: boolean, arg1: string, ...args: unknown[]): boolean;
   /**
+   * `#define WARN_ONCE(condition, format...) ({ static bool __section(.data.once) __warned; int __ret_warn_once = !!(condition); if (unlikely(__ret_warn_once && !__warned)) { __warned = true; WARN(1, format); } unlikely(__ret_warn_once); })`
+   *
+   * `__warn_printk` (4.19: EXPORT_SYMBOL, 4.20: EXPORT_SYMBOL, 5.0: EXPORT_SYMBOL)
+   */
+  export function WARN_ONCE(condition: boolean, arg1: string, ...args: unknown[]): boolean;
+  /**
    * `int bus_register(struct bus_type *bus)`
    *
    * `bus_register` (4.19: EXPORT_SYMBOL_GPL, 4.20: EXPORT_SYMBOL_GPL, 5.0: EXPORT_SYMBOL_GPL)
