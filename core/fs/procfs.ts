@@ -170,12 +170,15 @@ function meminfo(k: Kernel): string {
   for (const z of pa.zones) totalreserve += z.watermark.high;
   const available = Math.max(0, free - totalreserve);
   const slab = mm.slab.slabPages;
+  const vm = mm.vmstat;
+  // Cached: NR_FILE_PAGES less the swap cache and buffers (neither modelled); tmpfs pages count.
+  const cached = Math.max(0, vm.nr_file_pages);
   const lines: [string, number][] = [
     ["MemTotal:", pa.totalram_pages],
     ["MemFree:", free],
     ["MemAvailable:", available],
     ["Buffers:", 0],
-    ["Cached:", 0],
+    ["Cached:", cached],
     ["SwapCached:", 0],
     ["Active:", 0],
     ["Inactive:", 0],
@@ -189,9 +192,9 @@ function meminfo(k: Kernel): string {
     ["SwapFree:", 0],
     ["Dirty:", 0],
     ["Writeback:", 0],
-    ["AnonPages:", 0],
-    ["Mapped:", 0],
-    ["Shmem:", 0],
+    ["AnonPages:", vm.nr_anon_mapped],
+    ["Mapped:", vm.nr_file_mapped],
+    ["Shmem:", vm.nr_shmem],
     ["KReclaimable:", 0],
     ["Slab:", slab],
     ["SReclaimable:", 0],
