@@ -26,6 +26,11 @@ export class Kmod {
   #index: Index | null = null;
   /** Devices added with a modalias, not yet looked at by settle(). */
   readonly #uevents: Device[] = [];
+  /**
+   * What udevd logged (to its journal, not to the kernel's log): one line per module it could
+   * not load. The kernel's own lines about the failure are in dmesg.
+   */
+  readonly journal: string[] = [];
 
   constructor(k: Kernel, modulesDir: string) {
     this.#k = k;
@@ -88,7 +93,7 @@ export class Kmod {
 
   /**
    * udevadm settle: modprobe the alias of every device added since, while it has no driver,
-   * until loading adds no more. A failure is logged as udevd would, and the rest goes on.
+   * until loading adds no more. A failure goes to the journal, and the rest goes on.
    */
   async settle(opts: { builtin?: boolean } = {}): Promise<void> {
     while (this.#uevents.length) {
@@ -99,7 +104,7 @@ export class Kmod {
         await this.modprobe(dev.modalias, opts);
       } catch (e) {
         if (!(e instanceof KernelError)) throw e;
-        this.#k.printk(`\x013systemd-udevd: ${dev.name}: ${e.message}\n`);
+        this.journal.push(`systemd-udevd: ${dev.name}: ${e.message}`);
       }
     }
   }

@@ -134,6 +134,12 @@ export const bootCommand: Command = {
       if (!(p in PRINTABLE)) throw new UsageError(`boot: --print: unknown view '${p}' (choose from ${Object.keys(PRINTABLE).join(", ")})`);
     }
     const k = await Kernel.boot(machineConfig("boot", values));
+    let journaled = 0;
+    const journal = () => {
+      for (const line of k.kmod.journal.slice(journaled)) process.stderr.write(line + "\n");
+      journaled = k.kmod.journal.length;
+    };
+    journal();
     let status = 0;
     // Modules built here link against the Module.symvers of those loaded before them.
     const symvers: string[] = [];
@@ -150,6 +156,7 @@ export const bootCommand: Command = {
         status = 1;
       }
     }
+    journal();
     if (values.run) {
       const url = pathToFileURL(resolve(values.run)).href;
       try {

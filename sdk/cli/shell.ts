@@ -208,8 +208,13 @@ export const shellCommand: Command = {
       rl.prompt();
     }
     try {
+      let journaled = k.kmod.journal.length;
+      for (const l of k.kmod.journal) sh.err(l + "\n");
       for await (const line of rl) {
         await sh.exec(line);
+        // udevd's complaints about what it could not load, as they come.
+        for (const l of k.kmod.journal.slice(journaled)) sh.err(l + "\n");
+        journaled = k.kmod.journal.length;
         if (sh.done) break;
         if (tty) rl.prompt();
       }

@@ -3,7 +3,7 @@
 // (demo_core, EXPORT_SYMBOL_GPL) and a platform driver (demo_plat, MODULE_ALIAS
 // "platform:kemu-demo") that uses it.
 
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { cpSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -70,6 +70,25 @@ describe("udev autoload", () => {
     await k.kmod.settle();
     expect(k.read("/proc/modules")).toMatch(/^demo_plat /m);
     expect(k.dmesg()).toContain("demo_core: hello from probe");
+  });
+
+  it("a driver udev cannot load goes to udevd's journal, not to the kernel log, and the kernel goes on", async () => {
+    const broken = mkdtempSync(join(tmpdir(), "kemu-kmod-broken-"));
+    try {
+      cpSync(dir, broken, { recursive: true });
+      rmSync(join(broken, "5.0/demo_core.ko"));
+      const k = await boot({ modulesDir: broken, autoload: true });
+      k.platform.platform_device_register_simple("kemu-demo", 0);
+      const seq = k.log.nextSeq;
+      await k.kmod.settle();
+      expect(k.kmod.journal).toEqual([
+        `systemd-udevd: kemu-demo.0: insmod: ERROR: could not load module ${join(broken, "5.0/demo_core.ko")}: No such file or directory`,
+      ]);
+      expect(k.log.messages(seq)).toEqual([]);
+      expect(k.read("/proc/modules")).toBe("");
+    } finally {
+      rmSync(broken, { recursive: true, force: true });
+    }
   });
 
   it("does nothing with autoload off", async () => {
