@@ -23,8 +23,9 @@ const PRINTABLE: Record<string, string> = {
 /** The help lines of MACHINE_OPTIONS. */
 export const MACHINE_HELP = `  --kernel V           kernel version profile: 4.19, 4.20 or 5.0 (default 5.0)
   --memory SIZE        System RAM, e.g. 1G, 512M (default 1G)
-  --pmem SPEC          a persistent-memory region, repeatable: SIZE[@START][:FILE],
-                       e.g. 4G or 4G@0x140000000:pmem0.img
+  --pmem SPEC          a persistent-memory region, repeatable:
+                       SIZE[@START][:FILE][,mode=fsdax|devdax|raw][,align=4K|2M|1G][,legacy]
+                       e.g. 4G, 4G@0x140000000:pmem0.img, or 1G:dax.img,mode=devdax,align=4K
   --reserved SPEC      a firmware-reserved range, repeatable: SIZE@START
   --gpu VRAM           a GPU (NVIDIA GP104 on PCI) with VRAM bytes, e.g. 512M; repeatable
   --seed N             seed for everything random (default 0)
@@ -54,12 +55,21 @@ Exit status: 0 on success, 1 when the kernel refused the configuration or the sc
 failed, 2 for bad usage.
 `;
 
+/** SIZE[@START][:FILE][,mode=fsdax|devdax|raw][,align=4K|2M|1G][,legacy] */
 function pmemSpec(cmd: string, spec: string): PmemConfig {
-  const m = /^([^@:]+)(?:@([^:]+))?(?::(.+))?$/.exec(spec);
-  if (!m) throw new UsageError(`${cmd}: --pmem '${spec}' is not SIZE[@START][:FILE]`);
+  const [region, ...opts] = spec.split(",");
+  const m = /^([^@:]+)(?:@([^:]+))?(?::(.+))?$/.exec(region!);
+  if (!m) throw new UsageError(`${cmd}: --pmem '${spec}' is not SIZE[@START][:FILE][,mode=M][,align=A][,legacy]`);
   const p: PmemConfig = { size: m[1]! };
   if (m[2]) p.start = m[2];
   if (m[3]) p.file = m[3];
+  for (const o of opts) {
+    const [key, value] = o.split("=", 2) as [string, string | undefined];
+    if (key === "legacy" && value === undefined) p.legacy = true;
+    else if (key === "mode" && value) p.mode = value as PmemConfig["mode"];
+    else if (key === "align" && value) p.align = value;
+    else throw new UsageError(`${cmd}: --pmem '${spec}': unknown option '${o}' (mode=fsdax|devdax|raw, align=4K|2M|1G, legacy)`);
+  }
   return p;
 }
 

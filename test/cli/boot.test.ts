@@ -107,3 +107,23 @@ k.module_exit(() => {});
     expect(rev.status).toBe(1);
   });
 });
+
+describe("kemu boot: the machine", () => {
+  it("--pmem takes a namespace mode and alignment, and udev loads the drivers for it; --no-autoload loads none", async () => {
+    const r = await kemu("boot", "--pmem", "256M,mode=devdax,align=4K", "--gpu", "64M", "--print", "modules");
+    expect(r.status).toBe(0);
+    expect(r.stdout.split("\n").filter(Boolean).map((l) => l.split(" ")[0]).sort()).toEqual(["dax", "dax_pmem", "device_dax", "libnvdimm", "nd_pmem", "nfit", "nouveau"]);
+    const none = await kemu("boot", "--pmem", "256M", "--gpu", "64M", "--no-autoload", "--print", "modules");
+    expect(none.status).toBe(0);
+    expect(none.stdout).toBe("");
+  });
+
+  it("a bad --pmem option or value names it", async () => {
+    const opt = await kemu("boot", "--pmem", "256M,colour=red");
+    expect(opt.status).toBe(2);
+    expect(opt.stderr).toContain("kemu boot: --pmem '256M,colour=red': unknown option 'colour=red' (mode=fsdax|devdax|raw, align=4K|2M|1G, legacy)");
+    const mode = await kemu("boot", "--pmem", "256M,mode=blue");
+    expect(mode.status).toBe(1);
+    expect(mode.stderr).toContain('kemu boot: boot config: pmem[0].mode: "blue" is not a namespace mode (expected one of: fsdax, devdax, raw)');
+  });
+});
