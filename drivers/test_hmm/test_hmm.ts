@@ -7,8 +7,10 @@
 //   HMM_DMIRROR_READ      the device reads [addr, addr + npages pages) into ptr; pages it has
 //                         no entry for are faulted in (hmm_vma_fault()); faults = fault passes
 //   HMM_DMIRROR_WRITE     the device writes ptr's data there, faulting for write
-//   HMM_DMIRROR_MIGRATE   migrate the range to device memory (migrate_vma()), then read it back
-//                         through the device page table (-ENOENT for a page not on it)
+//   HMM_DMIRROR_MIGRATE_TO_DEV  migrate the range to device memory (migrate_vma()), then read
+//                         it back through the device page table (-ENOENT for a page not on it)
+//   HMM_DMIRROR_MIGRATE_TO_SYS  migrate this device's pages in the range back to system memory;
+//                         cpages = pages moved
 //   HMM_DMIRROR_SNAPSHOT  one byte per page: the CPU page table (hmm_vma_get_pfns())
 //
 // mmap() of the device file maps a zeroed kernel page at each address (vm_insert_page(), as
@@ -31,10 +33,12 @@
 //   is refused with -EPERM up front (hmm_vma_fault() would call handle_mm_fault() for write
 //   forever: the pte never becomes writable); another device's pages are faulted back by
 //   asking for them again with HMM_PFN_DEVICE_PRIVATE (5.0 has no dev_private_owner);
-// - migrate_vma() collects every device-private page and fires a plain invalidation (no
-//   MMU_NOTIFY_MIGRATE with an owner to ignore): alloc_and_copy() leaves device pages where
-//   they are (MIGRATE_VMA_SELECT_SYSTEM), and the entries this device's mirrors had for pages
-//   that did not move are put back once the call's invalidations are over;
+// - migrate_vma() collects every page, system and device-private, and fires a plain
+//   invalidation (no MMU_NOTIFY_MIGRATE with an owner to ignore): alloc_and_copy() leaves
+//   alone what the migration does not select (to the device: device pages, as
+//   MIGRATE_VMA_SELECT_SYSTEM; to system memory: all but this device's pages, as
+//   MIGRATE_VMA_SELECT_DEVICE_PRIVATE with pgmap_owner), and the entries this device's mirrors
+//   had for pages that did not move are put back once the call's invalidations are over;
 // - the module holds a reference on itself while any device page is in use: its
 //   hmm_devmem_ops would otherwise be called after it is gone.
 
@@ -42,7 +46,7 @@ import {
   MODULE_LICENSE, MODULE_DESCRIPTION, MODULE_AUTHOR, module_init, module_exit, THIS_MODULE, pr_info, IS_ERR, PTR_ERR,
   PAGE_SIZE, PAGE_SHIFT, GFP_HIGHUSER, GFP_KERNEL, __GFP_ZERO, EFAULT, EINVAL, EBUSY, EAGAIN, ENOENT, ENODEV, ENOMEM, EPERM,
   MISC_DYNAMIC_MINOR, VM_READ, VM_WRITE, VM_FAULT_SIGBUS, VM_FAULT_OOM,
-  MIGRATE_PFN_MIGRATE, MIGRATE_PFN_LOCKED, MIGRATE_PFN_DEVICE, MIGRATE_PFN_WRITE, MIGRATE_PFN_ERROR,
+  MIGRATE_PFN_VALID, MIGRATE_PFN_MIGRATE, MIGRATE_PFN_LOCKED, MIGRATE_PFN_DEVICE, MIGRATE_PFN_WRITE, MIGRATE_PFN_ERROR,
   hmm_device_new, hmm_device_put, hmm_devmem_add, symbol_get, symbol_put, __module_get, module_put,
   alloc_page, __free_page, get_page, put_page, lock_page, vm_insert_page, copy_highpage, memcpy_from_page, memcpy_to_page, is_zero_pfn,
   misc_register, misc_deregister, copy_from_user, copy_to_user, get_current, mmgrab, mmdrop, mmget_not_zero, mmput, find_vma,
@@ -52,7 +56,7 @@ import {
   type miscdevice, type file_operations, type file, type inode, type mm_struct, type vm_area_struct, type page,
 } from "kemu/kernel";
 import {
-  HMM_DMIRROR_CMD_SIZE, HMM_DMIRROR_READ, HMM_DMIRROR_WRITE, HMM_DMIRROR_MIGRATE, HMM_DMIRROR_SNAPSHOT,
+  HMM_DMIRROR_CMD_SIZE, HMM_DMIRROR_READ, HMM_DMIRROR_WRITE, HMM_DMIRROR_MIGRATE_TO_DEV, HMM_DMIRROR_MIGRATE_TO_SYS, HMM_DMIRROR_SNAPSHOT,
   HMM_DMIRROR_PROT_ERROR, HMM_DMIRROR_PROT_NONE, HMM_DMIRROR_PROT_READ, HMM_DMIRROR_PROT_WRITE, HMM_DMIRROR_PROT_ZERO,
   HMM_DMIRROR_PROT_DEV_PRIVATE_LOCAL, HMM_DMIRROR_PROT_DEV_PRIVATE_REMOTE, hmm_dmirror_cmd_bytes, hmm_dmirror_cmd_parse,
 } from "./test_hmm_uapi.ts";
@@ -64,7 +68,7 @@ MODULE_AUTHOR("kemu");
 const DMIRROR_NDEVICES = 2;
 const DEVMEM_CHUNK_SIZE = 256 * 1024 * 1024;
 const DEVMEM_CHUNK_MB = DEVMEM_CHUNK_SIZE / (1024 * 1024);
-/** What one fault, snapshot or migrate_vma() call covers (test_hmm's pfns[64]). */
+/** What one fault, snapshot or migrate_vma() call covers (test_hmm's pfns[64], src_pfns[64]). */
 const DMIRROR_BATCH = 64;
 /** Tries of one range before -EBUSY (test_hmm gives hmm_range_fault() 1 s). */
 const DMIRROR_RANGE_RETRIES = 16;
@@ -124,6 +128,8 @@ interface MigrateCtx {
   readonly dmirror: Dmirror | null;
   /** The entries this device's mirrors of the mm had for [start, end] before the call. */
   readonly saved: { dmirror: Dmirror; vpfn: number; entry: number }[];
+  /** To system: the src entries that moved (dmirror_successful_migrated_pages). */
+  cpages: number;
 }
 
 /** The command as the driver works on it: addresses and sizes are page aligned, so exact. */
@@ -327,18 +333,25 @@ const dmirror_devmem_ops: hmm_devmem_ops = {
 const fault_src = new Float64Array(1);
 const fault_dst = new Float64Array(1);
 
-/** Device -> system, for a CPU fault (dmirror_devmem_fault_alloc_and_copy). */
+/**
+ * Device -> system, for a CPU fault and for MIGRATE_TO_SYS (dmirror_devmem_fault_alloc_and_copy).
+ * Only this device's pages move (MIGRATE_VMA_SELECT_DEVICE_PRIVATE, pgmap_owner = the device):
+ * system memory and other devices' pages stay where they are.
+ */
 const dmirror_devmem_fault_ops: migrate_vma_ops = {
   alloc_and_copy(vma, src, dst, start, end, priv) {
+    const ctx = priv as MigrateCtx;
     const done = new Set<number>();
     for (let i = 0, addr = start; addr < end; i++, addr += PAGE_SIZE) {
       const s = src[i]!;
       const spage = migrate_pfn_to_page(s);
-      if (spage === null || !(s & MIGRATE_PFN_MIGRATE)) continue;
+      if (spage === null || !(s & MIGRATE_PFN_MIGRATE) || !(s & MIGRATE_PFN_DEVICE)) continue;
+      if (dmirror_page_to_device(spage) !== ctx.mdevice) continue;
       const data = dpage_data.get(spage);
       if (!data) continue;
       const dpage = hmm_vma_alloc_locked_page(vma, addr);
-      // A device -> system migration must not fail silently: the fault reports it.
+      // No system page: the page stays on the device. A CPU fault reports it (VM_FAULT_OOM);
+      // MIGRATE_TO_SYS does not count it.
       if (dpage === null) {
         dst[i] = MIGRATE_PFN_ERROR;
         continue;
@@ -350,10 +363,17 @@ const dmirror_devmem_fault_ops: migrate_vma_ops = {
     }
     // The invalidation of migrate_vma()'s collect step is over (no hole is filled later on
     // this path): the entries of the pages that stay on the device come back now.
-    dmirror_migrate_restore(priv as MigrateCtx, done);
+    dmirror_migrate_restore(ctx, done);
   },
   // No device finalize step is needed: alloc_and_copy() has updated the device page tables.
-  finalize_and_map() {},
+  // This is where 5.0 calls back between migrate_vma_pages() and migrate_vma_finalize(): the
+  // entries that still say MIGRATE moved.
+  finalize_and_map(_vma, src, _dst, start, end, priv) {
+    const ctx = priv as MigrateCtx;
+    for (let i = 0; i < (end - start) / PAGE_SIZE; i++) {
+      if (src[i]! & MIGRATE_PFN_VALID && src[i]! & MIGRATE_PFN_MIGRATE) ctx.cpages++;
+    }
+  },
 };
 
 // ---- mirror ----------------------------------------------------------------------------------
@@ -568,7 +588,7 @@ function dmirror_write(dmirror: Dmirror, cmd: Cmd): number {
   return 0;
 }
 
-// ---- MIGRATE ---------------------------------------------------------------------------------
+// ---- MIGRATE_TO_DEV and MIGRATE_TO_SYS -------------------------------------------------------
 
 /**
  * Remember the entries this device's mirrors of `mm` have for [start >> PAGE_SHIFT,
@@ -585,7 +605,7 @@ function dmirror_migrate_ctx(mm: mm_struct, mdevice: DmirrorDevice, dmirror: Dmi
       if (entry !== undefined) saved.push({ dmirror: d, vpfn, entry });
     }
   }
-  return { mdevice, dmirror, saved };
+  return { mdevice, dmirror, saved, cpages: 0 };
 }
 
 /** Put back the remembered entries, except those of pages that moved. */
@@ -639,7 +659,7 @@ const dmirror_migrate_ops: migrate_vma_ops = {
 const migrate_src = new Float64Array(DMIRROR_BATCH);
 const migrate_dst = new Float64Array(DMIRROR_BATCH);
 
-function dmirror_migrate(dmirror: Dmirror, cmd: Cmd): number {
+function dmirror_migrate_to_device(dmirror: Dmirror, cmd: Cmd): number {
   const mm = dmirror.mm;
   const end = cmd.addr + cmd.size;
   // Since the mm is for the mirrored process, get a reference first.
@@ -665,6 +685,29 @@ function dmirror_migrate(dmirror: Dmirror, cmd: Cmd): number {
   const ret = dmirror_copy_out(dmirror, cmd.addr, end, cmd.ptr, cmd);
   if (ret < 0) return ret;
   return ret === end ? 0 : -ENOENT;
+}
+
+/** Migrate this device's pages in the range back to system memory (dmirror_migrate_to_system). */
+function dmirror_migrate_to_system(dmirror: Dmirror, cmd: Cmd): number {
+  const mm = dmirror.mm;
+  const end = cmd.addr + cmd.size;
+  // Since the mm is for the mirrored process, get a reference first.
+  if (!mmget_not_zero(mm)) return -EINVAL;
+  let ret = 0;
+  for (let addr = cmd.addr, next: number; addr < end; addr = next) {
+    const vma = vma_at(mm, addr);
+    if (!vma || !(vma.vm_flags & VM_READ)) {
+      ret = -EINVAL;
+      break;
+    }
+    next = Math.min(end, addr + DMIRROR_BATCH * PAGE_SIZE, vma.vm_end);
+    const ctx = dmirror_migrate_ctx(mm, dmirror.mdevice, dmirror, addr, next);
+    ret = migrate_vma(dmirror_devmem_fault_ops, vma, addr, next, migrate_src, migrate_dst, ctx);
+    if (ret) break;
+    cmd.cpages += ctx.cpages;
+  }
+  mmput(mm);
+  return ret;
 }
 
 // ---- SNAPSHOT --------------------------------------------------------------------------------
@@ -778,8 +821,11 @@ function dmirror_fops_unlocked_ioctl(filp: file, command: number, arg: number): 
     case HMM_DMIRROR_WRITE:
       ret = dmirror_write(dmirror, cmd);
       break;
-    case HMM_DMIRROR_MIGRATE:
-      ret = dmirror_migrate(dmirror, cmd);
+    case HMM_DMIRROR_MIGRATE_TO_DEV:
+      ret = dmirror_migrate_to_device(dmirror, cmd);
+      break;
+    case HMM_DMIRROR_MIGRATE_TO_SYS:
+      ret = dmirror_migrate_to_system(dmirror, cmd);
       break;
     case HMM_DMIRROR_SNAPSHOT:
       ret = dmirror_snapshot(dmirror, cmd);

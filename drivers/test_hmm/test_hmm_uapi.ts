@@ -1,11 +1,11 @@
-// The user interface of /dev/hmm_dmirror0 and /dev/hmm_dmirror1 (lib/test_hmm_uapi.h as
-// test_hmm was first merged, v5.8-rc1): the ioctl numbers, struct hmm_dmirror_cmd and the
-// snapshot bytes. Plain arithmetic, shared by the driver and by user space (the selftests).
+// The user interface of /dev/hmm_dmirror0 and /dev/hmm_dmirror1 (lib/test_hmm_uapi.h): the
+// ioctl numbers, struct hmm_dmirror_cmd and the snapshot bytes. Plain arithmetic, shared by the
+// driver and by user space (the selftests).
 //
-// Numbering: the first merged uapi has READ 0x00, WRITE 0x01, MIGRATE 0x02, SNAPSHOT 0x03.
-// Later kernels renamed MIGRATE to MIGRATE_TO_DEV (same number) and put MIGRATE_TO_SYS at
-// 0x03, moving SNAPSHOT to 0x04 (and EXCLUSIVE, CHECK_EXCLUSIVE, RELEASE, FLAGS after it):
-// a binary built against one header does not work with the other's driver.
+// Numbering: the current header's (MIGRATE_TO_SYS came with the device-coherent tests, 6.0):
+// READ 0x00, WRITE 0x01, MIGRATE_TO_DEV 0x02, MIGRATE_TO_SYS 0x03, SNAPSHOT 0x04. The first merged header (v5.8) had MIGRATE at 0x02 and
+// SNAPSHOT at 0x03: a binary built against that one does not work with this driver.
+// EXCLUSIVE (0x05) and the later commands are not implemented: -EINVAL.
 
 /**
  * struct hmm_dmirror_cmd { __u64 addr, ptr, npages, cpages, faults; }
@@ -24,9 +24,11 @@ export const HMM_DMIRROR_READ = iowr(0x00);
 /** The device writes ptr's data to [addr, addr + npages pages) through its page table. */
 export const HMM_DMIRROR_WRITE = iowr(0x01);
 /** Migrate the range into the device's private memory, then read it back into ptr. */
-export const HMM_DMIRROR_MIGRATE = iowr(0x02);
+export const HMM_DMIRROR_MIGRATE_TO_DEV = iowr(0x02);
+/** Migrate this device's pages in the range back to system memory; cpages = pages moved. */
+export const HMM_DMIRROR_MIGRATE_TO_SYS = iowr(0x03);
 /** One byte per page at ptr: what the CPU page table holds (HMM_DMIRROR_PROT_*). */
-export const HMM_DMIRROR_SNAPSHOT = iowr(0x03);
+export const HMM_DMIRROR_SNAPSHOT = iowr(0x04);
 
 // Values written to ptr by HMM_DMIRROR_SNAPSHOT, one per page.
 /** no valid mirror PTE for this page */

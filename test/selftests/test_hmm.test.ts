@@ -10,7 +10,7 @@ import type { Kernel } from "../../core/kernel.ts";
 import { MAP_ANONYMOUS, MAP_PRIVATE, PROT_READ, PROT_WRITE } from "../../core/mm/mmap.ts";
 import type { KernelVersion } from "../../core/version.ts";
 import {
-  HMM_DMIRROR_CMD_SIZE, HMM_DMIRROR_MIGRATE, HMM_DMIRROR_PROT_DEV_PRIVATE_LOCAL, HMM_DMIRROR_PROT_DEV_PRIVATE_REMOTE, HMM_DMIRROR_PROT_WRITE,
+  HMM_DMIRROR_CMD_SIZE, HMM_DMIRROR_MIGRATE_TO_DEV, HMM_DMIRROR_MIGRATE_TO_SYS, HMM_DMIRROR_PROT_DEV_PRIVATE_LOCAL, HMM_DMIRROR_PROT_DEV_PRIVATE_REMOTE, HMM_DMIRROR_PROT_WRITE,
   HMM_DMIRROR_READ, HMM_DMIRROR_SNAPSHOT, HMM_DMIRROR_WRITE, hmm_dmirror_cmd_bytes, hmm_dmirror_cmd_parse, type HmmDmirrorCmd,
 } from "../../drivers/test_hmm/test_hmm_uapi.ts";
 import { rmmodError } from "../helpers/kernel.ts";
@@ -79,7 +79,7 @@ describe.each(MODES)("test_hmm on %s, %s", (version, mode) => {
     const { p } = self;
     const buffer = hmm_buffer(p, 4 * PAGE_SIZE, RW, ANON);
     fill(p, buffer.ptr, 0, 4 * 1024, (i) => i);
-    expect(hmm_dmirror_cmd(p, self.fd, HMM_DMIRROR_MIGRATE, buffer, 4)).toBe(0);
+    expect(hmm_dmirror_cmd(p, self.fd, HMM_DMIRROR_MIGRATE_TO_DEV, buffer, 4)).toBe(0);
     expect(refcount(k)).toBe(2); // the open file, the device memory in use
     teardown_hmm(self);
     expect(refcount(k)).toBe(1);
@@ -101,14 +101,14 @@ describe.each(MODES)("test_hmm on %s, %s", (version, mode) => {
     const a = setup_hmm(k);
     const buf = hmm_buffer(a.p, 8 * PAGE_SIZE, RW, ANON);
     fill(a.p, buf.ptr, 0, 8 * 1024, (i) => i);
-    expect(hmm_dmirror_cmd(a.p, a.fd, HMM_DMIRROR_MIGRATE, buf, 8)).toBe(0);
+    expect(hmm_dmirror_cmd(a.p, a.fd, HMM_DMIRROR_MIGRATE_TO_DEV, buf, 8)).toBe(0);
     const pfns = [0, 1, 2, 3, 4, 5, 6, 7].map((i) => deviceEntry(a.p, buf.ptr + i * PAGE_SIZE)[0]);
     a.p.exit();
     expect(refcount(k)).toBe(0);
     const b = setup_hmm(k);
     const buf2 = hmm_buffer(b.p, 8 * PAGE_SIZE, RW, ANON);
     fill(b.p, buf2.ptr, 0, 8 * 1024, (i) => -i);
-    expect(hmm_dmirror_cmd(b.p, b.fd, HMM_DMIRROR_MIGRATE, buf2, 8)).toBe(0);
+    expect(hmm_dmirror_cmd(b.p, b.fd, HMM_DMIRROR_MIGRATE_TO_DEV, buf2, 8)).toBe(0);
     // Freed in page order, the free list hands them out in reverse.
     expect([0, 1, 2, 3, 4, 5, 6, 7].map((i) => deviceEntry(b.p, buf2.ptr + i * PAGE_SIZE)[0])).toEqual([...pfns].reverse());
     expectInts(b.p, buf2.ptr, 0, 8 * 1024, (i) => -i);
@@ -126,10 +126,10 @@ describe.each(MODES.slice(0, 2))("test_hmm on %s, %s: device memory", (version, 
     const { p } = self;
     const buffer = hmm_buffer(p, 2 * PAGE_SIZE, RW, ANON);
     fill(p, buffer.ptr, 0, 2 * 1024, (i) => i * 3);
-    expect(hmm_dmirror_cmd(p, self.fd0, HMM_DMIRROR_MIGRATE, buffer, 1)).toBe(0);
+    expect(hmm_dmirror_cmd(p, self.fd0, HMM_DMIRROR_MIGRATE_TO_DEV, buffer, 1)).toBe(0);
     expect(deviceEntry(p, buffer.ptr)).toEqual([DEV0_LAST_PFN, true]);
     const second = { ...buffer, ptr: buffer.ptr + PAGE_SIZE };
-    expect(hmm_dmirror_cmd(p, self.fd1, HMM_DMIRROR_MIGRATE, second, 1)).toBe(0);
+    expect(hmm_dmirror_cmd(p, self.fd1, HMM_DMIRROR_MIGRATE_TO_DEV, second, 1)).toBe(0);
     expect(deviceEntry(p, buffer.ptr + PAGE_SIZE)).toEqual([DEV1_LAST_PFN, true]);
     expect(hmm_dmirror_cmd(p, self.fd0, HMM_DMIRROR_SNAPSHOT, buffer, 2)).toBe(0);
     expect([...p.read(buffer.mirror, 2)]).toEqual([DEV_W, HMM_DMIRROR_PROT_DEV_PRIVATE_REMOTE | HMM_DMIRROR_PROT_WRITE]);
@@ -139,7 +139,7 @@ describe.each(MODES.slice(0, 2))("test_hmm on %s, %s: device memory", (version, 
     expect(hmm_dmirror_cmd(p, self.fd0, HMM_DMIRROR_SNAPSHOT, buffer, 2)).toBe(0);
     expect(p.read(buffer.mirror, 1)[0]).toBe(HMM_DMIRROR_PROT_WRITE);
     // hmm_devmem_ops.free put the device page back on the free list: it is the next one given.
-    expect(hmm_dmirror_cmd(p, self.fd0, HMM_DMIRROR_MIGRATE, buffer, 1)).toBe(0);
+    expect(hmm_dmirror_cmd(p, self.fd0, HMM_DMIRROR_MIGRATE_TO_DEV, buffer, 1)).toBe(0);
     expect(deviceEntry(p, buffer.ptr)).toEqual([DEV0_LAST_PFN, true]);
     expectInts(p, buffer.ptr, 0, 2 * 1024, (i) => i * 3);
     teardown_hmm2(self);
@@ -184,7 +184,7 @@ describe.each(MODES.slice(0, 2))("test_hmm on %s, %s: device memory", (version, 
     const size = npages * PAGE_SIZE;
     const buffer: HmmBuffer = { ptr: p.mmap(0, size, RW, ANON), mirror: 0, mirror_size: 0, size, fd: -1, cpages: 0, faults: 0 };
     const seq = k.log.nextSeq;
-    expect(hmm_dmirror_cmd(p, fd, HMM_DMIRROR_MIGRATE, buffer, npages)).toBe(-EFAULT);
+    expect(hmm_dmirror_cmd(p, fd, HMM_DMIRROR_MIGRATE_TO_DEV, buffer, npages)).toBe(-EFAULT);
     const lines = k.log.messages(seq);
     expect(lines[0]).toMatch(/^hmm_device1 initialised, 65536 pages in \d+ms$/);
     expect(lines.slice(1)).toEqual(["added new 256 MB chunk (total 2 chunks, 512 MB) PFNs [0x3fffd0000 0x3fffe0000)"]);
@@ -204,7 +204,7 @@ describe.each(MODES.slice(0, 2))("test_hmm on %s, %s: device memory", (version, 
     const child = parent.p.fork();
     parent.p.exit();
     const buffer = hmm_buffer(child, PAGE_SIZE, RW, ANON);
-    for (const nr of [HMM_DMIRROR_READ, HMM_DMIRROR_WRITE, HMM_DMIRROR_MIGRATE, HMM_DMIRROR_SNAPSHOT]) {
+    for (const nr of [HMM_DMIRROR_READ, HMM_DMIRROR_WRITE, HMM_DMIRROR_MIGRATE_TO_DEV, HMM_DMIRROR_MIGRATE_TO_SYS, HMM_DMIRROR_SNAPSHOT]) {
       expect(hmm_dmirror_cmd(child, parent.fd, nr, buffer, 1)).toBe(-EINVAL);
     }
     expect(sys(() => child.close(parent.fd))).toBe(0);
@@ -238,18 +238,18 @@ describe.each(MODES)("test_hmm on %s, %s: bad commands", (version, mode) => {
     expect(sys(() => p.ioctl(fd, HMM_DMIRROR_READ, hole + PAGE_SIZE - 16))).toBe(-EFAULT);
     // addr not page aligned; npages 0; addr + npages pages wrapping (also to exactly 0).
     expect(ioctl(HMM_DMIRROR_READ, { ...ok, addr: buf + 8 })).toBe(-EINVAL);
-    expect(ioctl(HMM_DMIRROR_MIGRATE, { ...ok, npages: 0 })).toBe(-EINVAL);
+    expect(ioctl(HMM_DMIRROR_MIGRATE_TO_DEV, { ...ok, npages: 0 })).toBe(-EINVAL);
     expect(ioctl(HMM_DMIRROR_SNAPSHOT, { ...ok, npages: 2n ** 64n - 1n })).toBe(-EINVAL);
     expect(ioctl(HMM_DMIRROR_WRITE, { ...ok, npages: 2n ** 52n })).toBe(-EINVAL);
     expect(ioctl(HMM_DMIRROR_READ, { ...ok, npages: 2n ** 52n - BigInt(buf / PAGE_SIZE) })).toBe(-EINVAL);
-    // Unknown commands: _IOWR('H', 0x04) (the later SNAPSHOT) and _IO('H', 0); the struct is
-    // read and checked first.
-    expect(ioctl(HMM_DMIRROR_READ + 4, ok)).toBe(-EINVAL);
+    // Unknown commands: _IOWR('H', 0x05) (EXCLUSIVE, not implemented) and _IO('H', 0); the
+    // struct is read and checked first.
+    expect(ioctl(HMM_DMIRROR_READ + 5, ok)).toBe(-EINVAL);
     expect(ioctl(0x4800, ok)).toBe(-EINVAL);
-    expect(ioctl(HMM_DMIRROR_READ + 4, ok, 0)).toBe(-EFAULT);
-    expect(ioctl(HMM_DMIRROR_READ + 4, { ...ok, addr: buf + 1 })).toBe(-EINVAL);
+    expect(ioctl(HMM_DMIRROR_READ + 5, ok, 0)).toBe(-EFAULT);
+    expect(ioctl(HMM_DMIRROR_READ + 5, { ...ok, addr: buf + 1 })).toBe(-EINVAL);
     // Nowhere to put the data, or to take it from: -EFAULT, and the struct is not written back.
-    for (const nr of [HMM_DMIRROR_READ, HMM_DMIRROR_WRITE, HMM_DMIRROR_MIGRATE, HMM_DMIRROR_SNAPSHOT]) {
+    for (const nr of [HMM_DMIRROR_READ, HMM_DMIRROR_WRITE, HMM_DMIRROR_MIGRATE_TO_DEV, HMM_DMIRROR_SNAPSHOT]) {
       expect(ioctl(nr, { ...ok, ptr: 0, cpages: 0x55 })).toBe(-EFAULT);
       expect(hmm_dmirror_cmd_parse(p.read(cmd, HMM_DMIRROR_CMD_SIZE)).cpages).toBe(0x55n);
     }
@@ -259,19 +259,19 @@ describe.each(MODES)("test_hmm on %s, %s: bad commands", (version, mode) => {
     p.munmap(buf + 2 * PAGE_SIZE, 2 * PAGE_SIZE);
     expect(ioctl(HMM_DMIRROR_READ, ok)).toBe(-EFAULT);
     expect(ioctl(HMM_DMIRROR_WRITE, ok)).toBe(-EFAULT);
-    expect(ioctl(HMM_DMIRROR_MIGRATE, ok)).toBe(-EINVAL);
+    expect(ioctl(HMM_DMIRROR_MIGRATE_TO_DEV, ok)).toBe(-EINVAL);
     expect(ioctl(HMM_DMIRROR_SNAPSHOT, ok)).toBe(0);
     expect([...p.read(out, 4)]).toEqual([DEV_W, DEV_W, 0xff, 0xff]);
     // A huge npages over a small mapping: the first page past it is the end of it.
     expect(ioctl(HMM_DMIRROR_READ, { ...ok, npages: 2n ** 40n })).toBe(-EFAULT);
-    expect(ioctl(HMM_DMIRROR_MIGRATE, { ...ok, npages: 2n ** 40n })).toBe(-EINVAL);
+    expect(ioctl(HMM_DMIRROR_MIGRATE_TO_DEV, { ...ok, npages: 2n ** 40n })).toBe(-EINVAL);
     // The pages before the hole are on the device (MIGRATE with ptr NULL moved them before
     // failing): READ finds them in the device page table, MIGRATE leaves them there.
     expect(ioctl(HMM_DMIRROR_READ, { ...ok, npages: 2 })).toBe(0);
     expect(hmm_dmirror_cmd_parse(p.read(cmd, HMM_DMIRROR_CMD_SIZE))).toMatchObject({ cpages: 2n, faults: 0n });
     expectInts(p, out, 0, 2 * 1024, (i) => i);
-    expect(ioctl(HMM_DMIRROR_MIGRATE, { ...ok, npages: 2 })).toBe(0);
-    expect(ioctl(HMM_DMIRROR_MIGRATE, { ...ok, addr: out, npages: 1 })).toBe(0);
+    expect(ioctl(HMM_DMIRROR_MIGRATE_TO_DEV, { ...ok, npages: 2 })).toBe(0);
+    expect(ioctl(HMM_DMIRROR_MIGRATE_TO_DEV, { ...ok, addr: out, npages: 1 })).toBe(0);
     // Nothing was logged, and the data comes back to the CPU intact.
     expect(k.log.messages(seq)).toEqual([]);
     expectInts(p, buf, 0, 2 * 1024, (i) => i);
