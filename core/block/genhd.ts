@@ -104,7 +104,7 @@ export class Disks {
     k.base.device_register(dev, null);
     disk.added = true;
     this.list.push(disk);
-    k.devtmpfs.create_node(disk.disk_name, (path, flags) => open(disk, path, flags));
+    k.devtmpfs.create_node(disk.disk_name, disk.devt, (path, flags) => open(disk, path, flags), true);
     disk.refcount++; // the device holds the disk until del_gendisk()
     return 0;
   }
@@ -121,7 +121,7 @@ export class Disks {
     if (!disk.added) return;
     disk.added = false;
     disk.flags &= ~GENHD_FL_UP;
-    k.devtmpfs.delete_node(disk.disk_name);
+    k.devtmpfs.delete_node(disk.disk_name, disk.devt, true);
     this.list.splice(this.list.indexOf(disk), 1);
     if (MAJOR(disk.devt) === BLOCK_EXT_MAJOR) this.#extMinors.delete(MINOR(disk.devt));
     if (disk.dev) k.base.device_unregister(disk.dev);

@@ -303,7 +303,7 @@ export class CharDevices {
       this.device_create_file(dev, "dev", () => `${MAJOR(devt)}:${MINOR(devt)}\n`);
       const inode = new CdevInode(this.#nextIno++, devt);
       this.#nodes.set(devt, inode);
-      k.devtmpfs.create_node(name, (path, flags) => this.chrdev_open(inode, path, name, flags));
+      k.devtmpfs.create_node(name, devt, (path, flags) => this.chrdev_open(inode, path, name, flags));
     }
     return dev;
   }
@@ -321,7 +321,7 @@ export class CharDevices {
     if (cls) cls.devices.splice(cls.devices.indexOf(dev), 1);
     const devt = this.#devt.get(dev);
     if (devt !== undefined && this.#nodes.has(devt)) {
-      k.devtmpfs.delete_node(dev.name);
+      k.devtmpfs.delete_node(dev.name, devt);
       this.#nodes.delete(devt);
     }
     for (const path of this.#attrs.get(dev) ?? []) k.proc.unregister(path);

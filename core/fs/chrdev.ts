@@ -139,7 +139,7 @@ export class MiscDevices {
     misc.owner = owner;
     misc.listed = true;
     this.list.unshift(misc);
-    k.devtmpfs.create_node(misc.name, (path, flags) => this.open(misc, path, flags));
+    k.devtmpfs.create_node(misc.name, misc.inode.i_rdev, (path, flags) => this.open(misc, path, flags));
     return 0;
   }
 
@@ -152,7 +152,7 @@ export class MiscDevices {
     }
     this.list.splice(this.list.indexOf(misc), 1);
     misc.listed = false;
-    k.devtmpfs.delete_node(misc.name);
+    k.devtmpfs.delete_node(misc.name, MKDEV(MISC_MAJOR, misc.minor));
     if (misc.this_device) k.base.device_unregister(misc.this_device);
     misc.this_device = null;
     const i = DYNAMIC_MINORS - misc.minor - 1;

@@ -11,19 +11,33 @@ export const DEVTMPFS_DEV = MKDEV(0, 6);
 /** What a node opens: the file, or a negative errno. */
 export type DevNodeOpen = (path: string, flags: number) => File | number;
 
-export class Devtmpfs {
-  readonly #nodes = new Map<string, DevNodeOpen>();
+/** A node: what it opens, and the device it was made for (its mode and rdev). */
+interface DevNode {
+  open: DevNodeOpen;
+  rdev: number;
+  block: boolean;
+}
 
-  /** devtmpfs_create_node(): -EEXIST when the name is taken. `name` is relative to /dev. */
-  create_node(name: string, open: DevNodeOpen): number {
+export class Devtmpfs {
+  readonly #nodes = new Map<string, DevNode>();
+
+  /**
+   * devtmpfs_create_node(): -EEXIST when the name is taken (by another device, which keeps
+   * it). `name` is relative to /dev; `rdev` and `block` say whose node it is.
+   */
+  create_node(name: string, rdev: number, open: DevNodeOpen, block = false): number {
     if (this.#nodes.has(name)) return -EEXIST;
-    this.#nodes.set(name, open);
+    this.#nodes.set(name, { open, rdev, block });
     return 0;
   }
 
-  /** devtmpfs_delete_node() */
-  delete_node(name: string): void {
-    this.#nodes.delete(name);
+  /**
+   * devtmpfs_delete_node(): handle_remove() removes the node only when dev_mynode(): a node
+   * of that name another device made stays.
+   */
+  delete_node(name: string, rdev: number, block = false): void {
+    const n = this.#nodes.get(name);
+    if (n && n.rdev === rdev && n.block === block) this.#nodes.delete(name);
   }
 
   /** Is there a node /dev/NAME? */
@@ -34,8 +48,8 @@ export class Devtmpfs {
   /** open(2) of a path under /dev: -ENOENT when there is no such node. */
   open(path: string, flags: number): File | number {
     const name = nodeName(path);
-    const open = name === null ? undefined : this.#nodes.get(name);
-    return open ? open(path, flags) : -ENOENT;
+    const node = name === null ? undefined : this.#nodes.get(name);
+    return node ? node.open(path, flags) : -ENOENT;
   }
 
   /** Node names, sorted (ls /dev). */

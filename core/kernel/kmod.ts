@@ -37,9 +37,18 @@ export class Kmod {
     this.dir = join(modulesDir, k.config.version);
   }
 
-  /** A device was added (kobject_uevent(KOBJ_ADD)): udevd will look at its MODALIAS. */
+  /** A device was added (kobject_uevent(KOBJ_ADD)): udevd, when it runs, looks at its MODALIAS. */
   uevent(dev: Device): void {
-    if (dev.modalias) this.#uevents.push(dev);
+    if (dev.modalias && this.#k.config.autoload) this.#uevents.push(dev);
+  }
+
+  /** The in-tree modules' Module.symvers ("" when none is installed), for building against them. */
+  symvers(): string {
+    try {
+      return readFileSync(join(this.dir, "Module.symvers"), "utf8");
+    } catch {
+      return "";
+    }
   }
 
   /** modules.dep and modules.alias, read once; empty when none are installed for this kernel. */

@@ -81,17 +81,20 @@ function depmod(dir: string, modinfo: Map<string, string>): void {
   const depsOf = (name: string): string[] => (get_modinfo(modinfo.get(name) ?? "", "depends") ?? "").split(",").filter(Boolean);
   const dep: string[] = [];
   for (const name of modinfo.keys()) {
-    // Every module it needs, directly or not, each once, the deepest last.
+    // Every module it needs, directly or not, each once, each after the ones it needs (a
+    // depth-first post-order); written reversed, the deepest last, as modprobe reads it back.
+    const seen = new Set<string>([name]);
     const order: string[] = [];
     const visit = (m: string): void => {
       for (const d of depsOf(m)) {
-        if (order.includes(d)) continue;
-        order.push(d);
+        if (seen.has(d)) continue;
+        seen.add(d);
         visit(d);
+        order.push(d);
       }
     };
     visit(name);
-    dep.push(`${name}.ko:${order.map((d) => ` ${d}.ko`).join("")}\n`);
+    dep.push(`${name}.ko:${order.reverse().map((d) => ` ${d}.ko`).join("")}\n`);
   }
   writeFileSync(join(dir, "modules.dep"), dep.join(""));
   const alias: string[] = [];

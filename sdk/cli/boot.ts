@@ -151,8 +151,9 @@ export const bootCommand: Command = {
     };
     journal();
     let status = 0;
-    // Modules built here link against the Module.symvers of those loaded before them.
-    const symvers: string[] = [];
+    // Modules built here link against the in-tree modules' exports and the Module.symvers of
+    // those loaded before them.
+    const symvers: string[] = [k.kmod.symvers()].filter(Boolean);
     for (const file of values.insmod ?? []) {
       try {
         const m = await moduleFile(file, { kernel: k.config.version, symvers: [...symvers] });

@@ -200,6 +200,9 @@ export const shellCommand: Command = {
     const { values } = parse("shell", argv, { ...MACHINE_OPTIONS });
     const k = await Kernel.boot(machineConfig("shell", values));
     const sh = new Shell(k);
+    // Sources built here see the in-tree modules' exports, as an external build does.
+    const intree = k.kmod.symvers();
+    if (intree) sh.symvers.push(intree);
     const tty = process.stdin.isTTY === true;
     const rl = createInterface({ input: process.stdin, output: tty ? process.stdout : undefined, terminal: tty, historySize: 1000 });
     if (tty) {

@@ -2,6 +2,7 @@
 // from test/fixtures/kmod-tree (a library module and a platform driver that uses it).
 
 import { fileURLToPath } from "node:url";
+import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
 import { buildInTree } from "../../sdk/build/intree.ts";
@@ -33,6 +34,23 @@ describe("kemu shell", () => {
     expect(r.stdout).toMatch(
       /^Module {18}Size {2}Used by\ndemo_plat {11}\s+\d+ {2}0\ndemo_core {11}\s+\d+ {2}1 demo_plat\nModule {18}Size {2}Used by\n$/,
     );
+  });
+
+  it("a driver source using an in-tree module's export is built against the installed Module.symvers", async () => {
+    const src = join(mods, "user.ts");
+    writeFileSync(src, `
+import { MODULE_LICENSE, module_init, module_exit } from "kemu/kernel";
+import { demo_core_hello } from "kemu/extern";
+declare module "kemu/extern" { export function demo_core_hello(who: string): number; }
+MODULE_LICENSE("GPL");
+module_init(() => demo_core_hello("user"));
+module_exit(() => {});
+`);
+    const r = await shell(`modprobe demo_core\ninsmod ${src}\nlsmod\ndmesg\n`);
+    expect(r.stderr).toBe("");
+    expect(r.status).toBe(0);
+    expect(r.stdout).toMatch(/^demo_core +\d+ +1 user$/m);
+    expect(r.stdout).toContain("demo_core: hello from user\n");
   });
 
   it("prints the kernel's message for a failed command, goes on, and exits 1", async () => {

@@ -3,7 +3,7 @@
 // (demo_core, EXPORT_SYMBOL_GPL) and a platform driver (demo_plat, MODULE_ALIAS
 // "platform:kemu-demo") that uses it.
 
-import { cpSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -26,6 +26,35 @@ describe("depmod", () => {
     expect(readFileSync(join(dir, "5.0/modules.dep"), "utf8")).toBe("demo_core.ko:\ndemo_plat.ko: demo_core.ko\n");
     expect(readFileSync(join(dir, "5.0/modules.alias"), "utf8")).toBe("# Aliases extracted from modules themselves.\nalias platform:kemu-demo demo_plat\n");
     expect(readFileSync(join(dir, "5.0/Module.symvers"), "utf8")).toMatch(/^0x[0-9a-f]{8}\tdemo_core_hello\tdemo_core\tEXPORT_SYMBOL_GPL\n$/);
+  });
+});
+
+describe("depmod of a module whose dependencies depend on each other", () => {
+  // top uses m1 and m2, and m2 uses m1 too: m1 must load before m2 whatever order
+  // top's "depends" names them in.
+  const lib = (name: string, uses: string[]) => `
+import { MODULE_LICENSE, EXPORT_SYMBOL_GPL } from "kemu/kernel";
+${uses.length ? `import { ${uses.map((u) => `${u}_fn`).join(", ")} } from "kemu/extern";` : ""}
+declare module "kemu/extern" { ${uses.map((u) => `export function ${u}_fn(): number;`).join(" ")} }
+MODULE_LICENSE("GPL");
+export function ${name}_fn(): number { return ${["0", ...uses.map((u) => `${u}_fn()`)].join(" + ")}; }
+EXPORT_SYMBOL_GPL(${name}_fn);
+`;
+  let tree: string;
+  beforeAll(async () => {
+    tree = mkdtempSync(join(tmpdir(), "kemu-kmod-diamond-"));
+    mkdirSync(join(tree, "src/drivers"), { recursive: true });
+    writeFileSync(join(tree, "src/drivers/m1.ts"), lib("m1", []));
+    writeFileSync(join(tree, "src/drivers/m2.ts"), lib("m2", ["m1"]));
+    writeFileSync(join(tree, "src/drivers/top.ts"), lib("top", ["m1", "m2"]));
+    await buildInTree(join(tree, "src"), join(tree, "out"), "5.0");
+  });
+  afterAll(() => rmSync(tree, { recursive: true, force: true }));
+
+  it("lists them deepest last, and modprobe loads each after what it needs", async () => {
+    expect(readFileSync(join(tree, "out/5.0/modules.dep"), "utf8")).toContain("top.ko: m2.ko m1.ko\n");
+    const k = await boot({ modulesDir: join(tree, "out") });
+    expect((await k.modprobe("top")).map((m) => m.name)).toEqual(["m1", "m2", "top"]);
   });
 });
 
