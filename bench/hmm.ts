@@ -97,6 +97,11 @@ function floor(f: Floor): number {
   return ((performance.now() - t0) * 1000) / BATCH;
 }
 
+/** A figure measured on another's context: the same setup and teardown. */
+function alongside<C>(base: Figure<C>, f: Omit<Figure<C>, "setup" | "teardown">): Figure<C> {
+  return { ...f, setup: base.setup, teardown: base.teardown };
+}
+
 interface FaultCtx {
   isolated: Gpu;
   floor: Floor;
@@ -122,36 +127,31 @@ export const faultIsolatedVsFloor: Figure<FaultCtx> = {
   },
 };
 
-export const faultIsolatedUs: Figure<FaultCtx> = {
+export const faultIsolatedUs = alongside(faultIsolatedVsFloor, {
   name: "fault_isolated_us",
   unit: "us",
   what: "the device-private CPU fault via the isolated driver",
   repeats: 9,
-  setup: faultIsolatedVsFloor.setup,
   sample({ isolated }) {
     migrate(isolated);
     return faultBack(isolated);
   },
-  teardown: faultIsolatedVsFloor.teardown,
-};
+});
 
-export const faultFloorUs: Figure<FaultCtx> = {
+export const faultFloorUs = alongside(faultIsolatedVsFloor, {
   name: "fault_floor_us",
   unit: "us",
   what: "floor: one bare isolated-vm sync call plus a 4 KiB copy",
   repeats: 9,
-  setup: faultIsolatedVsFloor.setup,
   sample: ({ floor: f }) => floor(f),
-  teardown: faultIsolatedVsFloor.teardown,
-};
+});
 
 /** Kernel<->isolate crossings per fault: calls into the module plus calls out of it. */
-export const faultCrossings: Figure<FaultCtx> = {
+export const faultCrossings = alongside(faultIsolatedVsFloor, {
   name: "fault_crossings",
   unit: "hops",
   what: "kernel<->isolate crossings per device-private fault (each way counted)",
   repeats: 3,
-  setup: faultIsolatedVsFloor.setup,
   sample({ isolated }) {
     migrate(isolated);
     const rt = isolated.mod.runtime!;
@@ -160,8 +160,7 @@ export const faultCrossings: Figure<FaultCtx> = {
     const b = rt.stats();
     return ((b.calls ?? 0) - (a.calls ?? 0) + (b.kcalls ?? 0) - (a.kcalls ?? 0)) / BATCH;
   },
-  teardown: faultIsolatedVsFloor.teardown,
-};
+});
 
 interface BothCtx {
   isolated: Gpu;
@@ -222,15 +221,13 @@ export const migrateVsMemcpy: Figure<MigrateCtx> = {
   },
 };
 
-export const migrateBatchUs: Figure<MigrateCtx> = {
+export const migrateBatchUs = alongside(migrateVsMemcpy, {
   name: "migrate_batch_us",
   unit: "us",
   what: "one 512-page migration to VRAM through the isolated driver",
   repeats: 9,
-  setup: migrateVsMemcpy.setup,
   sample(c) {
     faultBack(c.isolated);
     return migrate(c.isolated) * 1000;
   },
-  teardown: migrateVsMemcpy.teardown,
-};
+});

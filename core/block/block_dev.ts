@@ -32,6 +32,17 @@ class BdevInode implements Inode {
 }
 
 /** struct block_device of a whole disk: its openers and its page cache. */
+/** The page-cache pieces of [pos, pos + n): each page index, the offset in it and the length. */
+function* page_chunks(pos: number, n: number): Generator<{ off: number; index: number; inPage: number; chunk: number }> {
+  for (let off = 0; off < n; ) {
+    const index = Math.floor((pos + off) / PAGE_SIZE);
+    const inPage = pos + off - index * PAGE_SIZE;
+    const chunk = Math.min(PAGE_SIZE - inPage, n - off);
+    yield { off, index, inPage, chunk };
+    off += chunk;
+  }
+}
+
 export class BlockDevice {
   readonly disk: Gendisk;
   bd_openers = 0;
@@ -134,15 +145,10 @@ export class BlockDevices {
     const n = Math.min(count, bdev.size - pos);
     const out = new Uint8Array(n);
     const pm = this.#k.mm.physmem;
-    for (let off = 0; off < n; ) {
-      const at = pos + off;
-      const index = Math.floor(at / PAGE_SIZE);
-      const inPage = at - index * PAGE_SIZE;
-      const chunk = Math.min(PAGE_SIZE - inPage, n - off);
+    for (const { off, index, inPage, chunk } of page_chunks(pos, n)) {
       const page = this.#page(bdev, index, true);
       if (page < 0) return off ? out.subarray(0, off) : page;
       out.set(pm.read(page * PAGE_SIZE + inPage, chunk), off);
-      off += chunk;
     }
     return out;
   }
@@ -155,18 +161,13 @@ export class BlockDevices {
     if (file.f_flags & O_DIRECT) return this.#directWrite(bdev, data, pos);
     const n = Math.min(data.length, bdev.size - pos);
     const pm = this.#k.mm.physmem;
-    for (let off = 0; off < n; ) {
-      const at = pos + off;
-      const index = Math.floor(at / PAGE_SIZE);
-      const inPage = at - index * PAGE_SIZE;
-      const chunk = Math.min(PAGE_SIZE - inPage, n - off);
+    for (const { off, index, inPage, chunk } of page_chunks(pos, n)) {
       // block_write_begin(): a page only partly overwritten is read first.
-      const whole = inPage === 0 && (chunk === PAGE_SIZE || at + chunk >= bdev.size);
+      const whole = inPage === 0 && (chunk === PAGE_SIZE || pos + off + chunk >= bdev.size);
       const page = this.#page(bdev, index, !whole);
       if (page < 0) return off ? off : page;
       pm.write(page * PAGE_SIZE + inPage, data.subarray(off, off + chunk));
       bdev.dirty.add(index);
-      off += chunk;
     }
     return n;
   }

@@ -38,7 +38,7 @@ function check_mm(mm: MmStruct): void {
   const k = mm.k;
   for (let i = 0; i < NR_MM_COUNTERS; i++) {
     const x = mm.rss[i]!;
-    if (x) k.printk(`\x011BUG: Bad rss-counter state mm:${k.hashPointer(BigInt("0x" + k.mm.kptr(mm)))} idx:${i} val:${x}\n`);
+    if (x) k.printk(`\x011BUG: Bad rss-counter state mm:${k.mm.ptrP(mm)} idx:${i} val:${x}\n`);
   }
   const bytes = mm.pgtables_bytes();
   if (bytes) k.printk(`\x011BUG: non-zero pgtables_bytes on freeing mm: ${bytes}\n`);

@@ -13,12 +13,11 @@ import { EBADF, EINVAL, ESRCH, KernelError, strerror } from "../errno.ts";
 import { vfs_ioctl } from "../fs/chrdev.ts";
 import { fput, get_file, type File } from "../fs/file.ts";
 import type { Kernel } from "../kernel.ts";
-import { do_user_addr_fault, type FaultEnv, type FaultingTask } from "../mm/fault.ts";
+import { do_uaccess_fault, do_user_addr_fault, type FaultEnv, type FaultingTask } from "../mm/fault.ts";
 import { PAGE_SIZE, type Page } from "../mm/memmap.ts";
 import { MAP_ANONYMOUS, MAP_DENYWRITE, MAP_EXECUTABLE, MAP_HUGETLB, vm_mmap_pgoff, do_munmap } from "../mm/mmap.ts";
 import { do_mprotect } from "../mm/mprotect.ts";
-import { MM_ANONPAGES, MM_FILEPAGES, MM_SHMEMPAGES, MM_SWAPENTS, TASK_SIZE, VM_EXEC, VM_READ, VM_WRITE, type MmStruct } from "../mm/mm_types.ts";
-import { FAULT_FLAG_ALLOW_RETRY, FAULT_FLAG_KILLABLE, FAULT_FLAG_TRIED, FAULT_FLAG_WRITE, handle_mm_fault, VM_FAULT_ERROR, VM_FAULT_RETRY } from "../mm/memory.ts";
+import { MM_ANONPAGES, MM_FILEPAGES, MM_SHMEMPAGES, MM_SWAPENTS, TASK_SIZE, type MmStruct } from "../mm/mm_types.ts";
 import { pte_pfn, _PAGE_ACCESSED, _PAGE_DIRTY, _PAGE_PRESENT, _PAGE_RW, _PAGE_USER } from "../mm/pgtable.ts";
 import { is_shmem_file, shmem_file_setup } from "../mm/shmem.ts";
 import { Ratelimit } from "../lib/ratelimit.ts";
@@ -313,25 +312,11 @@ export class Process implements Task {
    * resolve ends the copy through the exception table (fixup_exception()): no signal.
    */
   #uaccessPfn(mm: MmStruct, addr: number, write: boolean): Page {
-    let flags = FAULT_FLAG_ALLOW_RETRY | FAULT_FLAG_KILLABLE | (write ? FAULT_FLAG_WRITE : 0);
     for (let tries = 0; tries <= MAX_FAULT_RETRIES; tries++) {
       const pte = mm.ptep_get(addr);
       const pfn = hardwareAccess(mm, addr, pte, write);
       if (pfn >= 0) return pfn;
-      // __do_page_fault(): find the vma and check the access, as for a user access.
-      const vma = mm.find_vma(addr);
-      if (!vma || vma.vm_start > addr) return -1;
-      if (write ? !(vma.vm_flags & VM_WRITE) : !(vma.vm_flags & (VM_READ | VM_EXEC | VM_WRITE))) return -1;
-      // A present, user-readable pte that still faulted a read: a protection fault nothing fixes.
-      if (!write && (pte % PAGE_SIZE & (_PAGE_PRESENT | _PAGE_USER)) === (_PAGE_PRESENT | _PAGE_USER)) return -1;
-      const fault = handle_mm_fault(vma, addr, flags);
-      if (fault & VM_FAULT_RETRY) {
-        flags = (flags & ~FAULT_FLAG_ALLOW_RETRY) | FAULT_FLAG_TRIED;
-        continue;
-      }
-      // mm_fault_error() for a kernel-mode fault: no_context(), which the fixup catches.
-      if (fault & VM_FAULT_ERROR) return -1;
-      if (!this.alive) return -1;
+      if (!do_uaccess_fault(this.#table, this, mm, addr, write, pte) || !this.alive) return -1;
     }
     return -1;
   }

@@ -82,19 +82,38 @@ function do_sigbus(env: FaultEnv, task: FaultingTask, address: number, fault: nu
  * a signal is delivered instead.
  */
 export function do_user_addr_fault(env: FaultEnv, task: FaultingTask, mm: MmStruct, address: number, write: boolean, pte: pte_t): void {
+  __do_page_fault(env, task, mm, address, write, pte, true);
+}
+
+/**
+ * A kernel-mode access to user `address` (copy_from_user/copy_to_user as `task`) faulted.
+ * True when the fault was handled (retry the access); false when it could not be, and
+ * no_context() hands the access to its exception-table fixup: no signal, no message.
+ */
+export function do_uaccess_fault(env: FaultEnv, task: FaultingTask, mm: MmStruct, address: number, write: boolean, pte: pte_t): boolean {
+  return __do_page_fault(env, task, mm, address, write, pte, false);
+}
+
+/** __do_page_fault() for a user address; `user`: the access came from user mode. */
+function __do_page_fault(env: FaultEnv, task: FaultingTask, mm: MmStruct, address: number, write: boolean, pte: pte_t, user: boolean): boolean {
   // The hardware saw a present pte only if it was present and not PROT_NONE.
   const hwPresent = pte_present(pte) && !pte_protnone(pte);
-  const error_code = X86_PF_USER | (write ? X86_PF_WRITE : 0) | (hwPresent ? X86_PF_PROT : 0);
-  if (address >= TASK_SIZE) bad_area(env, task, error_code, address, SEGV_MAPERR);
-  let flags = FAULT_FLAG_ALLOW_RETRY | FAULT_FLAG_KILLABLE | FAULT_FLAG_USER | (write ? FAULT_FLAG_WRITE : 0);
+  const error_code = (user ? X86_PF_USER : 0) | (write ? X86_PF_WRITE : 0) | (hwPresent ? X86_PF_PROT : 0);
+  // __bad_area_nosemaphore(): a signal for a user access, no_context() (the fixup) otherwise.
+  const bad = (si_code: number): false => {
+    if (user) bad_area(env, task, error_code, address, si_code);
+    return false;
+  };
+  if (address >= TASK_SIZE) return bad(SEGV_MAPERR);
+  let flags = FAULT_FLAG_ALLOW_RETRY | FAULT_FLAG_KILLABLE | (user ? FAULT_FLAG_USER : 0) | (write ? FAULT_FLAG_WRITE : 0);
   for (;;) {
     const vma = mm.find_vma(address);
-    if (!vma) bad_area(env, task, error_code, address, SEGV_MAPERR);
+    if (!vma) return bad(SEGV_MAPERR);
     if (vma.vm_start > address) {
       // expand_stack() is not modelled: an access below a VM_GROWSDOWN vma is a bad area too.
-      bad_area(env, task, error_code, address, SEGV_MAPERR);
+      return bad(SEGV_MAPERR);
     }
-    if (access_error(error_code, vma.vm_flags)) bad_area(env, task, error_code, address, SEGV_ACCERR);
+    if (access_error(error_code, vma.vm_flags)) return bad(SEGV_ACCERR);
     const fault = handle_mm_fault(vma, address, flags);
     if (fault & VM_FAULT_RETRY) {
       // Retry at most once; after that the access itself is retried.
@@ -102,13 +121,14 @@ export function do_user_addr_fault(env: FaultEnv, task: FaultingTask, mm: MmStru
         flags = (flags & ~FAULT_FLAG_ALLOW_RETRY) | FAULT_FLAG_TRIED;
         continue;
       }
-      return;
+      return true;
     }
-    if (!(fault & VM_FAULT_ERROR)) return;
-    // mm_fault_error()
+    if (!(fault & VM_FAULT_ERROR)) return true;
+    // mm_fault_error(): a kernel-mode access goes to no_context() for every error.
+    if (!user) return false;
     if (fault & VM_FAULT_OOM) {
       env.pagefault_out_of_memory(task, address);
-      return;
+      return true;
     }
     if (fault & (VM_FAULT_SIGBUS | VM_FAULT_HWPOISON | VM_FAULT_HWPOISON_LARGE)) do_sigbus(env, task, address, fault);
     if (fault & VM_FAULT_SIGSEGV) bad_area(env, task, error_code, address, SEGV_MAPERR);

@@ -410,15 +410,18 @@ export class HmmMirrors {
   /** hmm_vma_walk_hole(): no page table: fault all of it if any page asks for a fault. */
   #hmm_vma_walk_hole(walk: HmmVmaWalk, addr: number, end: number): number {
     this.#hmm_range_need_fault(walk, addr, end, 0);
-    return this.#hmm_vma_walk_hole_(walk, addr, end, walk.needFault, walk.needWrite);
+    return this.#hmm_vma_walk_hole_(walk, addr, end);
   }
 
   /**
-   * hmm_vma_walk_hole_(): every page of [addr, end) is set NONE and, when a fault is needed,
-   * faulted (all with the same write flag) — requested or not. -EAGAIN after faulting (the
-   * walk restarts at `last`, where the requests are gone), or the fault's error.
+   * hmm_vma_walk_hole_(): every page of [addr, end) is set NONE and, when a fault is needed
+   * (walk.needFault/needWrite, as hmm_pte_need_fault() left them), faulted (all with the same
+   * write flag) — requested or not. -EAGAIN after faulting (the walk restarts at `last`, where
+   * the requests are gone), or the fault's error.
    */
-  #hmm_vma_walk_hole_(walk: HmmVmaWalk, addr: number, end: number, fault: boolean, write: boolean): number {
+  #hmm_vma_walk_hole_(walk: HmmVmaWalk, addr: number, end: number): number {
+    const fault = walk.needFault;
+    const write = walk.needWrite;
     const range = walk.range;
     const pfns = range.pfns;
     const none = range.values[HMM_PFN_NONE];
@@ -506,21 +509,21 @@ export class HmmMirrors {
     let cpu = fl & _PAGE_PRESENT ? f[HMM_PFN_VALID] | (fl & _PAGE_RW ? f[HMM_PFN_WRITE] : 0) : 0;
     this.#hmm_pte_need_fault(walk, orig, cpu);
     if (pte === 0) {
-      if (walk.needFault || walk.needWrite) return this.#hmm_vma_walk_hole_(walk, addr, end, walk.needFault, walk.needWrite);
+      if (walk.needFault || walk.needWrite) return this.#hmm_vma_walk_hole_(walk, addr, end);
       return 0;
     }
     if (!(fl & _PAGE_PRESENT)) {
       const entry = pte_to_swp_entry(pte);
       if (!non_swap_entry(entry)) {
         // A real swap entry (kemu never makes one): fault it in if asked.
-        if (walk.needFault || walk.needWrite) return this.#hmm_vma_walk_hole_(walk, addr, end, walk.needFault, walk.needWrite);
+        if (walk.needFault || walk.needWrite) return this.#hmm_vma_walk_hole_(walk, addr, end);
         return 0;
       }
       // A special swap entry: use device memory, ignore migration, report anything else.
       if (is_device_private_entry(entry)) {
         cpu = f[HMM_PFN_VALID] | f[HMM_PFN_DEVICE_PRIVATE] | (is_write_device_private_entry(entry) ? f[HMM_PFN_WRITE] : 0);
         this.#hmm_pte_need_fault(walk, orig, cpu);
-        if (walk.needFault || walk.needWrite) return this.#hmm_vma_walk_hole_(walk, addr, end, walk.needFault, walk.needWrite);
+        if (walk.needFault || walk.needWrite) return this.#hmm_vma_walk_hole_(walk, addr, end);
         range.pfns[i] = swp_offset(entry) * 2 ** range.pfn_shift + (f[HMM_PFN_VALID] | cpu);
         return 0;
       }
@@ -535,7 +538,7 @@ export class HmmMirrors {
       range.pfns[i] = range.values[HMM_PFN_ERROR];
       return -EFAULT;
     }
-    if (walk.needFault || walk.needWrite) return this.#hmm_vma_walk_hole_(walk, addr, end, walk.needFault, walk.needWrite);
+    if (walk.needFault || walk.needWrite) return this.#hmm_vma_walk_hole_(walk, addr, end);
     range.pfns[i] = pte_pfn(pte) * 2 ** range.pfn_shift + (f[HMM_PFN_VALID] | cpu);
     return 0;
   }

@@ -28,7 +28,7 @@ import {
 } from "./rmap.ts";
 import {
   device_private_entry_to_pfn, is_device_private_entry, is_hwpoison_entry, is_migration_entry, is_write_device_private_entry, is_write_migration_entry,
-  make_device_private_entry_read, migration_entry_to_pfn, non_swap_entry, swp_entry, swp_offset, SWP_MIGRATION_READ,
+  make_device_private_entry_read, make_migration_entry_read, migration_entry_to_pfn, non_swap_entry,
 } from "./swapops.ts";
 import { HZ } from "../clock.ts";
 import { EBUSY, EFAULT, EINVAL } from "../errno.ts";
@@ -85,6 +85,10 @@ export function SetPageDirty(mm: MM, page: Page): void {
 /** __SetPageUptodate() */
 export function SetPageUptodate(mm: MM, page: Page): void {
   setFlag(mm, page, PG_uptodate);
+}
+/** __SetPageSwapBacked() */
+export function __SetPageSwapBacked(mm: MM, page: Page): void {
+  setFlag(mm, page, PG_swapbacked);
 }
 
 /** mm_counter_file(): shmem pages (swap backed) count as MM_SHMEMPAGES. */
@@ -156,12 +160,6 @@ interface BadPteState {
 }
 const badPteStates = new WeakMap<MM, BadPteState>();
 
-/** %p of an emulated kernel object: hashed, or "(null)" in the pointer's width. */
-function ptrP(mm: MM, o: unknown): string {
-  if (o === null || o === undefined) return "(null)".padStart(16);
-  return mm.k.hashPointer(BigInt("0x" + mm.kptr(o)));
-}
-
 /**
  * print_bad_pte(): "BUG: Bad page map", 60 reports, then quiet for the rest of the minute.
  * kemu's pte tables are not pages, so the pmd prints as a table entry with pfn 0 (_PAGE_TABLE).
@@ -189,7 +187,7 @@ export function print_bad_pte(vma: VmArea, addr: number, pte: pte_t, page: Page)
   k.printk(`\x011BUG: Bad page map in process ${k.sched.current.comm}  pte:${hex8(pte)} pmd:${hex8(0x67)}\n`);
   if (page >= 0) mm.dump_page(page, "bad pte");
   k.printk(
-    `\x011addr:${k.hashPointer(BigInt(addr))} vm_flags:${hex8(vma.vm_flags >>> 0)} anon_vma:${ptrP(mm, vma.anon_vma)} mapping:${ptrP(mm, mapping)} ` +
+    `\x011addr:${k.hashPointer(BigInt(addr))} vm_flags:${hex8(vma.vm_flags >>> 0)} anon_vma:${mm.ptrP(vma.anon_vma)} mapping:${mm.ptrP(mapping)} ` +
       `index:${linear_page_index(vma, addr).toString(16)}\n`,
   );
   const fn = (f: Function | undefined) => (f ? k.symbolName(f) : "(null)".padStart(16));
@@ -779,15 +777,14 @@ function copy_one_pte(dst_mm: MmStruct, src_table: Float64Array, i: number, vma:
   const vm_flags = vma.vm_flags;
   let pte = src_table[i]!;
   if (!pte_present(pte)) {
-    let entry = pte_to_swp_entry(pte);
+    const entry = pte_to_swp_entry(pte);
     if (!non_swap_entry(entry)) {
       dst_mm.rss[MM_SWAPENTS]!++;
     } else if (is_migration_entry(entry)) {
       const page = migration_entry_to_pfn(entry);
       dst_mm.rss[mm_counter(kmm, page)]!++;
       if (is_write_migration_entry(entry) && is_cow_mapping(vm_flags)) {
-        entry = swp_entry(SWP_MIGRATION_READ, swp_offset(entry));
-        pte = swp_entry_to_pte(entry);
+        pte = swp_entry_to_pte(make_migration_entry_read(entry));
         src_table[i] = pte;
       }
     } else if (is_device_private_entry(entry)) {

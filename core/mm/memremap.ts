@@ -11,6 +11,7 @@ import {
 } from "./memory_hotplug.ts";
 import { ALIGN, PA_SECTION_SIZE, PAGES_PER_SECTION, PFN_PHYS, PHYS_PFN, type Page } from "./memmap.ts";
 import type { MM } from "./mm.ts";
+import { VM_FAULT_SIGBUS } from "./memory.ts";
 import { moduleOfFunction } from "../kernel/kallsyms.ts";
 import type { PercpuRef } from "./percpu-refcount.ts";
 import { __va } from "./physmem.ts";
@@ -100,9 +101,6 @@ export class PgmapArray {
   }
 }
 
-/** VM_FAULT_SIGBUS: what a device fault no tap answered comes to. */
-const VM_FAULT_SIGBUS = 0x0002;
-
 /** The module whose callbacks a pgmap carries (for its taps' names), or "kernel". */
 function pgmapOwner(pgmap: DevPagemap): string {
   const ops = (pgmap.container as { ops?: Record<string, unknown> } | null)?.ops;
@@ -172,6 +170,7 @@ export class Memremap {
    */
   device_private_entry_fault(vma: unknown, addr: number, page: Page, flags: number): number {
     const id = this.#mm.memmap.section(page).pgmap[page % PAGES_PER_SECTION]!;
+    // A fault no tap answered comes to SIGBUS.
     return this.#mm.k.hooks.devmem.fault.get(id)!.call(vma, addr, page, flags) ?? VM_FAULT_SIGBUS;
   }
 

@@ -407,6 +407,12 @@ export class MM {
     if (reason) k.printk(`\x011page dumped because: ${reason}\n`);
   }
 
+  /** %p of an emulated kernel object: its kptr() hashed, or "(null)" in the pointer's width. */
+  ptrP(o: unknown): string {
+    if (o === null || o === undefined) return "(null)".padStart(16);
+    return this.k.hashPointer(BigInt("0x" + this.kptr(o)));
+  }
+
   /** %px of an emulated kernel object: a stable linear-map address, or zeros for null. */
   kptr(o: unknown): string {
     if (typeof o !== "object" || o === null) return "0000000000000000";

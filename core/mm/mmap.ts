@@ -8,6 +8,7 @@
 // it the reserve a CAP_SYS_ADMIN task gets.
 
 import { EACCES, EEXIST, EINVAL, ENODEV, ENOMEM, EOPNOTSUPP, EOVERFLOW } from "../errno.ts";
+import { _PAGE_PRESENT, _PAGE_RW } from "./pgtable.ts";
 import { fput, get_file, FMODE_READ, FMODE_WRITE, type File } from "../fs/file.ts";
 import { PAGE_SIZE } from "./memmap.ts";
 import {
@@ -553,7 +554,8 @@ export function mm_populate(mm: MmStruct, start: number, len: number): void {
 function faultin_page(vma: VmArea, addr: number, write: boolean): vm_fault_t {
   for (let tries = 0; tries < 8; tries++) {
     const pte = vma.vm_mm.ptep_get(addr);
-    if (pte % PAGE_SIZE & 1 && (!write || pte % PAGE_SIZE & 2)) return 0;
+    const fl = pte % PAGE_SIZE;
+    if (fl & _PAGE_PRESENT && (!write || fl & _PAGE_RW)) return 0;
     const ret = handle_mm_fault(vma, addr, write ? FAULT_FLAG_WRITE : 0);
     if (ret & VM_FAULT_ERROR) return ret;
   }

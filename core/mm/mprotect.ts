@@ -12,7 +12,7 @@ import {
 } from "./mm_types.ts";
 import { pfn_pte, pte_present, pte_pfn, pte_to_swp_entry, swp_entry_to_pte, _PAGE_ACCESSED, _PAGE_DEVMAP, _PAGE_DIRTY, _PAGE_SPECIAL } from "./pgtable.ts";
 import {
-  is_write_device_private_entry, is_write_migration_entry, make_device_private_entry_read, swp_entry, swp_offset, SWP_MIGRATION_READ,
+  is_write_device_private_entry, is_write_migration_entry, make_device_private_entry_read, make_migration_entry_read,
 } from "./swapops.ts";
 
 /** _PAGE_CHG_MASK: the bits pte_modify() keeps (pfn aside). */
@@ -36,7 +36,7 @@ function change_pte_range(table: Float64Array, start: number, end: number, newpr
       continue;
     }
     const entry = pte_to_swp_entry(oldpte);
-    if (is_write_migration_entry(entry)) table[i] = swp_entry_to_pte(swp_entry(SWP_MIGRATION_READ, swp_offset(entry)));
+    if (is_write_migration_entry(entry)) table[i] = swp_entry_to_pte(make_migration_entry_read(entry));
     if (is_write_device_private_entry(entry)) table[i] = swp_entry_to_pte(make_device_private_entry_read(entry));
   }
 }

@@ -6,7 +6,7 @@
 // on first access and written back by writeback() (a flush of the persistence domain, and
 // shutdown). A page the file holds only zeros for costs nothing, as one never written.
 
-import { closeSync, fstatSync, ftruncateSync, openSync, readSync, writeSync } from "node:fs";
+import { closeSync, constants, fstatSync, ftruncateSync, openSync, readSync, writeSync } from "node:fs";
 import { PAGE_SIZE, type Page } from "./memmap.ts";
 
 /** kemu's PAGE_OFFSET: __va(phys) = PAGE_OFFSET + phys, exact for any physBits <= 52. */
@@ -57,9 +57,8 @@ export class PhysMem {
    * extended to the range's size when shorter; a longer file keeps its tail.
    */
   attachFile(path: string, startPfn: number, nrPages: number): FileBacking {
-    const fd = openSync(path, "a+"); // create if missing, never truncate
-    closeSync(fd);
-    const rw = openSync(path, "r+");
+    // O_CREAT without O_TRUNC: made when missing, what it holds is kept.
+    const rw = openSync(path, constants.O_RDWR | constants.O_CREAT);
     if (fstatSync(rw).size < nrPages * PAGE_SIZE) ftruncateSync(rw, nrPages * PAGE_SIZE);
     const b = new FileBacking(path, startPfn, nrPages, rw);
     this.#backings.push(b);

@@ -12,9 +12,8 @@ import { AddressSpace, File, FMODE_READ, FMODE_WRITE, MKDEV, type FileOperations
 import type { Kernel } from "../kernel.ts";
 import { GFP_HIGHUSER_MOVABLE } from "./gfp.ts";
 import { PAGE_SIZE, type Page } from "./memmap.ts";
-import { alloc_set_pte, SetPageDirty, SetPageUptodate, unmap_mapping_range, vmf_error, VM_FAULT_LOCKED } from "./memory.ts";
+import { __SetPageSwapBacked, alloc_set_pte, SetPageDirty, SetPageUptodate, unmap_mapping_range, vmf_error, VM_FAULT_LOCKED } from "./memory.ts";
 import type { VmArea, VmFault, VmOperationsStruct, vm_fault_t } from "./mm_types.ts";
-import { PG_swapbacked } from "./page-flags.ts";
 
 /** shm_mnt's superblock: the anonymous device 0:5 of a 4.x boot. */
 export const SHMEM_DEV = MKDEV(0, 5);
@@ -101,8 +100,7 @@ export function shmem_getpage(inode: ShmemInode, index: number, sgp: number): Pa
   }
   const page = kmm.alloc_pages(GFP_HIGHUSER_MOVABLE, 0);
   if (page < 0) return -ENOMEM;
-  const sec = kmm.memmap.section(page);
-  sec.flags[page - sec.startPfn] = sec.flags[page - sec.startPfn]! | (1 << PG_swapbacked);
+  __SetPageSwapBacked(kmm, page);
   // clear_highpage(): a new tmpfs page reads as zeros.
   kmm.physmem.clear(page);
   SetPageUptodate(kmm, page);

@@ -62,6 +62,10 @@ export function is_migration_entry(entry: swp_entry_t): boolean {
 export function is_write_migration_entry(entry: swp_entry_t): boolean {
   return swp_type(entry) === SWP_MIGRATION_WRITE;
 }
+/** make_migration_entry_read(): downgrade to read (fork of a COW mapping, mprotect). */
+export function make_migration_entry_read(entry: swp_entry_t): swp_entry_t {
+  return swp_entry(SWP_MIGRATION_READ, swp_offset(entry));
+}
 export function migration_entry_to_pfn(entry: swp_entry_t): Page {
   return swp_offset(entry);
 }

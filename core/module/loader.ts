@@ -25,7 +25,7 @@ import { IsolateRuntime } from "./isolate.ts";
 import { checkSignature, get_modinfo, KoFormatError, parseKo, type KoImage } from "./ko.ts";
 import { kernelSymbol, symbolCrc, type ExportClass } from "./ksymtab.ts";
 import { license_is_gpl_compatible } from "./license.ts";
-import { ArgError, kind, MAILBOX_BYTES, Marshal, type Xfer } from "./marshal.ts";
+import { ArgError, kind, MAILBOX_BYTES, Marshal, newXfer } from "./marshal.ts";
 import type { Kind } from "./abi.ts";
 import { MODULE_REF_BASE, Module } from "./module.ts";
 import { DriverFault, LinkError, type ModuleRuntime } from "./runtime.ts";
@@ -472,7 +472,7 @@ export class ModuleSubsystem {
   /** A kernel function called by a module: arguments checked, the call made, its result out. */
   #callApi(mod: Module, { api, params, ret }: ApiEntry, args: unknown[]): unknown {
     const marshal = mod.marshal!;
-    const x: Xfer = { off: 0, io: null };
+    const x = newXfer();
     const n = args.length;
     const converted = new Array<unknown>(n);
     let refused: ArgError | null = null;

@@ -496,7 +496,7 @@ export class Marshal {
       const failed = () => (ret.t === "void" ? undefined : kd.onFault);
       // A kernel-side function that calls back into the module, converting both ways.
       f = (...a: unknown[]) => {
-        const x: Xfer = { off: 0, io: null };
+        const x = newXfer();
         const wire = new Array<unknown>(n);
         for (let i = 0; i < n; i++) wire[i] = this.out(args[i]!, a[i], x);
         // A notification while the module waits in a call into the kernel: it runs in the

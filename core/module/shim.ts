@@ -6,7 +6,7 @@
 
 import { parseKind, STRUCT_FIELDS, type Kind } from "./abi.ts";
 import type { KApi } from "./api.ts";
-import { MB_ARRAYS, MB_NLEN, MB_NOTIF, MB_QCAP, MB_QLEN, MB_QUEUE, MB_USED } from "./marshal.ts";
+import { MAILBOX_SLOT, MB_ARRAYS, MB_NLEN, MB_NOTIF, MB_QCAP, MB_QLEN, MB_QUEUE, MB_USED } from "./marshal.ts";
 
 export interface ShimSpec {
   /** Permitted functions, by their index in the kernel's call table (index 0 is the data call). */
@@ -103,7 +103,6 @@ function carriesIo(k: Kind, seen = new Set<string>()): boolean {
 
 const RUNTIME = String.raw`
 const __k_mbF = new Float64Array(__k_mb), __k_mbB = new Uint8Array(__k_mb);
-const __k_SLOT = 67108864;
 const __k_isView = ArrayBuffer.isView;
 const __k_structIds = new WeakMap(), __k_structs = new Map(), __k_structLast = new WeakMap();
 const __k_fnIds = new WeakMap(), __k_fns = new Map();
@@ -332,7 +331,8 @@ function __k_call(index, P, R, hasio, a) {
   __k_off = 0;
   const io = hasio ? [] : null;
   const n = a.length, np = P.length, w = new Array(n);
-  for (let i = 0; i < n; i++) w[i] = __k_unshare(i < np ? __k_enc(P[i], a[i], io) : __k_anyWire(a[i]));
+  // Shared memory passed as an argument itself is copied by the kernel (loader.ts #kcallIn).
+  for (let i = 0; i < n; i++) w[i] = i < np ? __k_enc(P[i], a[i], io) : __k_anyWire(a[i]);
   __k_mbF[__k_USED] = __k_off;
   let r = __k_kcall(index, ...w);
   if (io !== null && io.length) r = __k_ioBack(io, r);
@@ -465,7 +465,7 @@ export function generateShim(spec: ShimSpec): string {
   lines.push(`const __k_mb = globalThis[${JSON.stringify(MAILBOX_GLOBAL)}];`);
   lines.push(`delete globalThis[${JSON.stringify(MAILBOX_GLOBAL)}];`);
   lines.push(`const __k_SCHEMAS = ${JSON.stringify(STRUCT_FIELDS)};`);
-  lines.push(`const __k_MB = ${MB_ARRAYS}, __k_QLEN = ${MB_QLEN}, __k_NLEN = ${MB_NLEN}, __k_USED = ${MB_USED}, __k_QUEUE = ${MB_QUEUE}, __k_NOTIF = ${MB_NOTIF}, __k_QCAP = ${MB_QCAP};`);
+  lines.push(`const __k_MB = ${MB_ARRAYS}, __k_QLEN = ${MB_QLEN}, __k_NLEN = ${MB_NLEN}, __k_USED = ${MB_USED}, __k_QUEUE = ${MB_QUEUE}, __k_NOTIF = ${MB_NOTIF}, __k_QCAP = ${MB_QCAP}, __k_SLOT = ${MAILBOX_SLOT};`);
   lines.push(RUNTIME);
   for (const [name, value] of Object.entries(spec.constants)) lines.push(`export const ${name} = ${JSON.stringify(value)};`);
   lines.push(`const __k_DATA = __k_fromWire(__k_kcall(${CALL_DATA}));`);

@@ -183,23 +183,34 @@ function nouveau_dmem_free(_devmem: unknown, page: page): void {
   if (--pages_in_use === 0) module_put(THIS_MODULE);
 }
 
-interface dmem_fault {
+/** The private data of a migrate_vma() either way: the device, and the DMA mappings of the copies. */
+interface dmem_migrate {
   drm: nouveau_drm;
   dma: number[];
+}
+
+/** The page migrate_vma() collected at src[i], or null when it is not to be migrated. */
+function migrating_page(src: Float64Array, i: number): page | null {
+  const spage = migrate_pfn_to_page(src[i]!);
+  return spage !== null && src[i]! & MIGRATE_PFN_MIGRATE ? spage : null;
+}
+
+/** nouveau_dmem_{fault,migrate}_finalize_and_map(): the copies are done, their DMA mappings go. */
+function nouveau_dmem_unmap_dma(migrate: dmem_migrate): void {
+  while (migrate.dma.length) dma_unmap_page(migrate.drm.dev, migrate.dma.pop()!, PAGE_SIZE, DMA_BIDIRECTIONAL);
 }
 
 const fault_migrate_ops: migrate_vma_ops = {
   /** nouveau_dmem_fault_alloc_and_copy(): VRAM -> a new system page for each page. */
   alloc_and_copy(vma, src, dst, start, end, priv) {
-    const fault = priv as dmem_fault;
+    const fault = priv as dmem_migrate;
     const drm = fault.drm;
     const dev = drm.dev;
     const dmem = drm.dmem!;
     let npages = 0;
     for (let addr = start, i = 0; addr < end; addr += PAGE_SIZE, i++) {
       dst[i] = 0;
-      const spage = migrate_pfn_to_page(src[i]!);
-      if (spage === null || !(src[i]! & MIGRATE_PFN_MIGRATE)) continue;
+      if (migrating_page(src, i) === null) continue;
       const dpage = alloc_page_vma(GFP_HIGHUSER, vma, addr);
       if (dpage === null) {
         dst[i] = MIGRATE_PFN_ERROR;
@@ -218,8 +229,8 @@ const fault_migrate_ops: migrate_vma_ops = {
     for (let addr = start, i = 0; addr < end; addr += PAGE_SIZE, i++) {
       const dpage = migrate_pfn_to_page(dst[i]!);
       if (dpage === null || dst[i] === MIGRATE_PFN_ERROR) continue;
-      const spage = migrate_pfn_to_page(src[i]!);
-      if (spage === null || !(src[i]! & MIGRATE_PFN_MIGRATE)) {
+      const spage = migrating_page(src, i);
+      if (spage === null) {
         failed(i, dpage);
         continue;
       }
@@ -239,10 +250,9 @@ const fault_migrate_ops: migrate_vma_ops = {
       }
     }
   },
-  /** nouveau_dmem_fault_finalize_and_map(): the DMA mappings go. */
+  /** nouveau_dmem_fault_finalize_and_map() */
   finalize_and_map(_vma, _src, _dst, _start, _end, priv) {
-    const fault = priv as dmem_fault;
-    while (fault.dma.length) dma_unmap_page(fault.drm.dev, fault.dma.pop()!, PAGE_SIZE, DMA_BIDIRECTIONAL);
+    nouveau_dmem_unmap_dma(priv as dmem_migrate);
   },
 };
 
@@ -253,7 +263,7 @@ const fault_dst = new Float64Array(1);
 function nouveau_dmem_fault(_devmem: unknown, vma: vm_area_struct | null, addr: number, page: page): number {
   const drm = drm_of_page(page);
   if (!drm || !vma) return VM_FAULT_SIGBUS;
-  const fault: dmem_fault = { drm, dma: [] };
+  const fault: dmem_migrate = { drm, dma: [] };
   fault_src[0] = fault_dst[0] = 0;
   // FIXME (as nouveau's): more than the one page would likely be touched next.
   const ret = migrate_vma(fault_migrate_ops, vma, addr, addr + PAGE_SIZE, fault_src, fault_dst, fault);
@@ -322,11 +332,6 @@ export function nouveau_dmem_fini(drm: nouveau_drm): void {
 
 // ---- migration to VRAM ----------------------------------------------------------------------
 
-interface dmem_migrate {
-  drm: nouveau_drm;
-  dma: number[];
-}
-
 const migrate_ops: migrate_vma_ops = {
   /** nouveau_dmem_migrate_alloc_and_copy(): a VRAM page for each page, and the copy host -> VRAM. */
   alloc_and_copy(_vma, src, dst, start, end, priv) {
@@ -337,8 +342,7 @@ const migrate_ops: migrate_vma_ops = {
     let npages = 0;
     for (let addr = start, i = 0; addr < end; addr += PAGE_SIZE, i++) {
       dst[i] = 0;
-      const spage = migrate_pfn_to_page(src[i]!);
-      if (spage === null || !(src[i]! & MIGRATE_PFN_MIGRATE)) continue;
+      if (migrating_page(src, i) === null) continue;
       const dpage = nouveau_dmem_page_alloc_locked(drm);
       if (dpage === null) continue;
       dst[i] = migrate_pfn(dpage) + MIGRATE_PFN_LOCKED + MIGRATE_PFN_DEVICE;
@@ -353,8 +357,8 @@ const migrate_ops: migrate_vma_ops = {
       const dpage = migrate_pfn_to_page(dst[i]!);
       if (dpage === null || dst[i] === MIGRATE_PFN_ERROR) continue;
       const dst_addr = vram_addr(dmem, dpage);
-      const spage = migrate_pfn_to_page(src[i]!);
-      if (spage === null || !(src[i]! & MIGRATE_PFN_MIGRATE)) {
+      const spage = migrating_page(src, i);
+      if (spage === null) {
         failed(i, dpage);
         continue;
       }
@@ -377,8 +381,7 @@ const migrate_ops: migrate_vma_ops = {
   /** nouveau_dmem_migrate_finalize_and_map(): unmap the DMA; FIXME (as nouveau's): the GPU page
    *  table is not updated here, the GPU faults the pages in. */
   finalize_and_map(_vma, _src, _dst, _start, _end, priv) {
-    const migrate = priv as dmem_migrate;
-    while (migrate.dma.length) dma_unmap_page(migrate.drm.dev, migrate.dma.pop()!, PAGE_SIZE, DMA_BIDIRECTIONAL);
+    nouveau_dmem_unmap_dma(priv as dmem_migrate);
   },
 };
 

@@ -203,6 +203,21 @@ for (const [version, builtin] of MODES) {
       p.close(fd);
     });
 
+    it("refuses an fsdax info block whose checksum is wrong: the namespace is bound raw", async () => {
+      const k = await boot({ version, pmem: [{ size: "256M" }] });
+      // One byte of the block's reserved area changed: nd_pfn_validate()'s fletcher64 fails.
+      const at = START + 4096 + 1024;
+      k.mm.physmem.write(at, Uint8Array.of(k.mm.physmem.read(at, 1)[0]! ^ 0xff));
+      const since = k.log.nextSeq;
+      await load(k, builtin, "libnvdimm", "nfit", "nd_pmem");
+      expect(k.log.messages(since)).toEqual([
+        "nd_pmem namespace0.0: unable to guarantee persistence of writes",
+        `pmem0: detected capacity change from 0 to ${SIZE}`,
+      ]);
+      expect(devices(k)).toContain("namespace0.0[nd_pmem]");
+      expect(devices(k)).not.toContain("pfn0.1");
+    });
+
     it("leaves a devdax namespace to dax0.1, the nd_dax device dax_pmem binds to", async () => {
       const k = await boot({ version, pmem: [{ size: "256M", mode: "devdax" }] });
       const since = k.log.nextSeq;

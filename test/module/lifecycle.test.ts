@@ -5,6 +5,8 @@
 import { describe, expect, it } from "vitest";
 import { ko } from "../helpers/build.ts";
 import { boot } from "../helpers/kernel.ts";
+import { O_RDWR } from "../../core/fs/file.ts";
+import type { HmmMm } from "../../core/mm/hmm-mirror.ts";
 
 describe("a module's life, as kemu reports it", () => {
   it("ignores parameters the module does not declare, with the kernel's warning for each, before init", async () => {
@@ -61,6 +63,29 @@ module_exit(() => {});
       "kemu: lazy: hmm_device0 still held at unload; putting it",
     ]);
     expect(k.base.devices.filter((d) => d.name === "lazy" || d.name === "hmm_device0")).toEqual([]);
+  });
+
+  it("a mirror a module left registered at unload is unregistered, with a line", async () => {
+    const k = await boot({ version: "5.0" });
+    // open() mirrors the opener's address space; release() forgets to unregister it.
+    await k.insmod(await ko("mirrorleak", `
+import { MODULE_LICENSE, module_init, module_exit, MISC_DYNAMIC_MINOR, misc_register, misc_deregister, get_current, hmm_mirror_register, type miscdevice, type hmm_mirror } from "kemu/kernel";
+MODULE_LICENSE("GPL");
+const m: miscdevice = { minor: MISC_DYNAMIC_MINOR, name: "mirrorleak", fops: {
+  open() { const mirror: hmm_mirror = { ops: { sync_cpu_device_pagetables() { return 0; } } }; return hmm_mirror_register(mirror, get_current().mm); },
+} };
+module_init(() => misc_register(m));
+module_exit(() => { misc_deregister(m); });
+`, { intree: true }));
+    const p = k.spawn("app");
+    p.close(p.open("/dev/mirrorleak", O_RDWR));
+    const hmm = () => p.mm!.hmm as HmmMm | null;
+    expect(hmm()!.mirrors.length).toBe(1);
+    const seq = k.log.nextSeq;
+    k.rmmod("mirrorleak");
+    expect(k.log.messages(seq)).toEqual(["kemu: mirrorleak: an hmm_mirror is still registered at unload; unregistering it"]);
+    expect(hmm()?.mirrors ?? []).toEqual([]);
+    p.exit();
   });
 
   it("at shutdown a module that cannot be removed stays, and says why", async () => {
